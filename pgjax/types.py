@@ -1,0 +1,86 @@
+"""Named containers shared across pgjax's layers.
+
+Conventions (see DESIGN.md): arrays are time-major, ``[T, N, ...]`` for T steps
+by N environments. ``reward[t]`` is the reward received for ``action[t]``.
+``terminated[t]`` means the episode reached a true terminal state at step t
+(no bootstrap); ``truncated[t]`` means it was cut by a time limit (bootstrap
+from the value of the pre-reset observation). ``done = terminated | truncated``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+
+Array = jax.Array
+
+
+class DiscreteSpace(NamedTuple):
+    """A discrete action space with actions ``0 .. n - 1``."""
+
+    n: int
+
+
+class BoxSpace(NamedTuple):
+    """A continuous action space: a box of ``shape`` between ``low`` and ``high``.
+
+    ``low`` and ``high`` are Python floats or tuples of floats (one per
+    dimension), so the spec stays hashable and static under ``jit``.
+    """
+
+    shape: tuple[int, ...]
+    low: float | tuple[float, ...]
+    high: float | tuple[float, ...]
+
+
+class EnvSpec(NamedTuple):
+    """What networks and configs need to know about an environment.
+
+    Attributes:
+      name: the gymnax registry name, e.g. ``"CartPole-v1"``.
+      obs_shape: shape of one observation, e.g. ``(4,)`` or ``(10, 10, 4)``.
+      action_space: a :class:`DiscreteSpace` or a :class:`BoxSpace`.
+      max_steps_in_episode: the environment's time limit.
+    """
+
+    name: str
+    obs_shape: tuple[int, ...]
+    action_space: DiscreteSpace | BoxSpace
+    max_steps_in_episode: int
+
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.action_space, DiscreteSpace)
+
+
+class Transition(NamedTuple):
+    """One rollout, time-major ``[T, N, ...]``.
+
+    Attributes:
+      obs: observation the action was taken in, ``[T, N, *obs_shape]``.
+      action: the sampled action (unclipped for continuous spaces),
+        ``[T, N]`` (discrete) or ``[T, N, *action_shape]``.
+      reward: reward for ``action[t]``, ``[T, N]``.
+      terminated: true terminal state reached at step t, ``[T, N]`` bool.
+      truncated: episode cut by the time limit at step t (and not
+        terminated), ``[T, N]`` bool.
+      log_prob: log pi(action | obs) under the acting policy, ``[T, N]``.
+      value: V(obs[t]) under the acting critic (zeros without a critic), ``[T, N]``.
+      next_value: V of the observation that followed step t *in the same
+        episode*: the pre-reset final observation when step t ended an
+        episode, ``[T, N]``. Multiply by ``1 - terminated`` before use.
+    """
+
+    obs: Array
+    action: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    log_prob: Array
+    value: Array
+    next_value: Array
+
+    @property
+    def done(self) -> Array:
+        return self.terminated | self.truncated
