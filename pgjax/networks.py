@@ -1,0 +1,306 @@
+"""Actor and critic networks built from an environment's spec.
+
+:func:`make_networks` returns a :class:`Networks` bundle of pure functions
+(``init``, ``apply``, ``actor``, ``critic``), in the manner of brax's
+``PPONetworks``. Parameters are plain nested dicts of arrays.
+
+Conventions:
+  * Observations have shape ``[..., *spec.obs_shape]`` with any number of
+    leading batch axes (``[]``, ``[N]``, time-major ``[T, N]``); every output
+    has those same leading axes ``[...]``.
+  * A :class:`~pgjax.types.DiscreteSpace` gives a
+    :class:`~pgjax.distributions.Categorical` policy; a 1-D
+    :class:`~pgjax.types.BoxSpace` gives a
+    :class:`~pgjax.distributions.DiagGaussian` whose ``log_std`` is a learned,
+    state-independent ``[D]`` parameter (broadcast to ``[..., D]`` in the
+    returned distribution, so every leaf shares the batch shape).
+  * Continuous actions are sampled unbounded; the log-probability is taken of
+    that unclipped sample, and only the action sent to the environment is
+    clipped to the box (:func:`env_action`).
+  * Top-level parameter keys: ``"actor"`` and ``"critic"`` for separate
+    networks, ``"shared"`` for a shared trunk with two heads, ``"actor"`` alone
+    without a critic. Trainers key per-network optimisers on these.
+  * Initialisation follows purejaxrl: orthogonal weights with gain ``√2`` for
+    hidden layers, ``0.01`` for the policy head and ``1.0`` for the value head;
+    zero biases.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from pgjax.distributions import Categorical, DiagGaussian
+from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
+
+Array = jax.Array
+Params = Any  # nested dict of arrays
+Distribution = Categorical | DiagGaussian
+
+_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": nn.tanh,
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "elu": nn.elu,
+    "silu": nn.silu,
+}
+
+
+class Networks(NamedTuple):
+    """A frozen bundle of pure network functions.
+
+    Attributes:
+      init: ``init(key) -> params``.
+      apply: ``apply(params, obs) -> (dist, value)``; obs ``[..., *obs_shape]``,
+        dist with batch shape ``[...]``, value ``[...]``.
+      actor: ``actor(params, obs) -> dist``.
+      critic: ``critic(params, obs) -> value`` (zeros without a critic).
+      spec: the :class:`~pgjax.types.EnvSpec` the networks were built for.
+    """
+
+    init: Callable[[Array], Params]
+    apply: Callable[[Params, Array], tuple[Distribution, Array]]
+    actor: Callable[[Params, Array], Distribution]
+    critic: Callable[[Params, Array], Array]
+    spec: EnvSpec
+
+
+class _Net(nn.Module):
+    """Optional conv front end, MLP trunk, then a policy and/or a value head."""
+
+    spec: EnvSpec
+    policy_head: bool
+    value_head: bool
+    hidden_sizes: Sequence[int]
+    activation: Callable[[Array], Array]
+    cnn_channels: Sequence[int]
+    log_std_init: float
+    hidden_init_scale: float
+    policy_init_scale: float
+    value_init_scale: float
+
+    @nn.compact
+    def __call__(self, obs: Array) -> tuple[Distribution | None, Array | None]:
+        batch_shape = obs.shape[: obs.ndim - len(self.spec.obs_shape)]
+        hidden_init = nn.initializers.orthogonal(self.hidden_init_scale)
+        x = obs.astype(jnp.float32)
+        for i, channels in enumerate(self.cnn_channels):
+            conv = nn.Conv(
+                channels,
+                (3, 3),
+                padding="VALID",
+                kernel_init=hidden_init,
+                name=f"conv_{i}",
+            )
+            x = self.activation(conv(x))
+        if x.ndim != len(batch_shape) + 1:  # image or conv features: flatten H, W, C
+            x = x.reshape(batch_shape + (-1,))
+        for i, size in enumerate(self.hidden_sizes):
+            dense = nn.Dense(size, kernel_init=hidden_init, name=f"hidden_{i}")
+            x = self.activation(dense(x))
+
+        dist = value = None
+        if self.policy_head:
+            space = self.spec.action_space
+            policy_init = nn.initializers.orthogonal(self.policy_init_scale)
+            if isinstance(space, DiscreteSpace):
+                logits = nn.Dense(space.n, kernel_init=policy_init, name="policy")(x)
+                dist = Categorical(logits)
+            else:
+                dim = space.shape[0]
+                mean = nn.Dense(dim, kernel_init=policy_init, name="policy")(x)
+                log_std_init = nn.initializers.constant(self.log_std_init)
+                log_std = self.param("log_std", log_std_init, space.shape)
+                dist = DiagGaussian(mean, jnp.broadcast_to(log_std, mean.shape))
+        if self.value_head:
+            value_init = nn.initializers.orthogonal(self.value_init_scale)
+            value = nn.Dense(1, kernel_init=value_init, name="value")(x)[..., 0]
+        return dist, value
+
+
+def _batch_shape(spec: EnvSpec, obs: Array) -> tuple[int, ...]:
+    k = len(spec.obs_shape)
+    if obs.ndim < k or obs.shape[obs.ndim - k :] != spec.obs_shape:
+        raise ValueError(
+            f"obs shape {obs.shape} does not end in {spec.name}'s "
+            f"obs_shape {spec.obs_shape}"
+        )
+    return obs.shape[: obs.ndim - k]
+
+
+def make_networks(
+    spec: EnvSpec,
+    *,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    shared_trunk: bool = False,
+    use_critic: bool = True,
+    log_std_init: float = 0.0,
+    hidden_init_scale: float = math.sqrt(2.0),
+    policy_init_scale: float = 0.01,
+    value_init_scale: float = 1.0,
+    cnn: bool = False,
+    cnn_channels: Sequence[int] = (16,),
+) -> Networks:
+    """Builds actor and critic networks for ``spec``.
+
+    Separate networks are two MLPs, ``obs -> hidden... -> policy head`` and
+    ``obs -> hidden... -> value head``; ``shared_trunk=True`` is one MLP with
+    both heads. Image observations (e.g. MinAtar's ``[10, 10, C]``) are
+    flattened, or with ``cnn=True`` first pass through 3x3 ``VALID``
+    convolutions with ``cnn_channels`` output channels each.
+
+    For a :class:`~pgjax.types.BoxSpace` the policy is a
+    :class:`~pgjax.distributions.DiagGaussian` with a state-independent
+    learned ``log_std`` initialised to ``log_std_init``. Its samples are
+    unbounded: compute ``log_prob`` of the unclipped sample, and send
+    :func:`env_action` (the sample clipped to the box) to the environment.
+
+    Args:
+      spec: the environment's spec.
+      hidden_sizes: widths of the MLP's hidden layers.
+      activation: one of ``"tanh"``, ``"relu"``, ``"gelu"``, ``"elu"``, ``"silu"``.
+      shared_trunk: one trunk with policy and value heads (params ``{"shared"}``)
+        instead of separate networks (params ``{"actor", "critic"}``).
+      use_critic: ``False`` builds the actor only (params ``{"actor"}``), e.g. for
+        plain REINFORCE; ``critic`` and ``apply`` then return zero values.
+      log_std_init: initial ``log σ`` of a Gaussian policy.
+      hidden_init_scale: orthogonal gain of hidden (and conv) layers.
+      policy_init_scale: orthogonal gain of the policy head; small values make
+        the initial policy near uniform (discrete) or near zero-mean.
+      value_init_scale: orthogonal gain of the value head.
+      cnn: add a convolutional front end; needs ``[H, W, C]`` observations.
+      cnn_channels: output channels of each conv layer.
+
+    Returns:
+      A :class:`Networks` bundle.
+
+    Raises:
+      ValueError: for an unknown activation, ``cnn=True`` with non-image
+        observations, ``shared_trunk=True`` with ``use_critic=False``, or a
+        BoxSpace that is not 1-D.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from pgjax.types import DiscreteSpace, EnvSpec
+      >>> spec = EnvSpec("CartPole-v1", (4,), DiscreteSpace(2), 500)
+      >>> nets = make_networks(spec)
+      >>> params = nets.init(jax.random.key(0))
+      >>> sorted(params)
+      ['actor', 'critic']
+      >>> dist, value = nets.apply(params, jnp.zeros((16, 8, 4)))  # [T, N, *obs]
+      >>> dist.logits.shape, value.shape
+      ((16, 8, 2), (16, 8))
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            f"activation={activation!r} is not one of {sorted(_ACTIVATIONS)}"
+        )
+    if cnn and len(spec.obs_shape) != 3:
+        raise ValueError(
+            f"cnn=True needs image observations [H, W, C]; "
+            f"{spec.name} has obs_shape {spec.obs_shape}"
+        )
+    if shared_trunk and not use_critic:
+        raise ValueError(
+            "shared_trunk=True needs use_critic=True (a shared trunk has a value head)"
+        )
+    space = spec.action_space
+    if isinstance(space, BoxSpace) and len(space.shape) != 1:
+        raise ValueError(
+            f"only 1-D BoxSpace actions are supported; "
+            f"{spec.name} has action shape {space.shape}"
+        )
+
+    net = functools.partial(
+        _Net,
+        spec=spec,
+        hidden_sizes=tuple(hidden_sizes),
+        activation=_ACTIVATIONS[activation],
+        cnn_channels=tuple(cnn_channels) if cnn else (),
+        log_std_init=log_std_init,
+        hidden_init_scale=hidden_init_scale,
+        policy_init_scale=policy_init_scale,
+        value_init_scale=value_init_scale,
+    )
+    dummy_obs = jnp.zeros(spec.obs_shape, jnp.float32)
+
+    if shared_trunk:
+        shared = net(policy_head=True, value_head=True)
+
+        def init(key: Array) -> Params:
+            return {"shared": shared.init(key, dummy_obs)["params"]}
+
+        def apply(params: Params, obs: Array) -> tuple[Distribution, Array]:
+            _batch_shape(spec, obs)
+            return shared.apply({"params": params["shared"]}, obs)
+
+        # Unused heads are dead code that XLA removes under jit.
+        def actor(params: Params, obs: Array) -> Distribution:
+            return apply(params, obs)[0]
+
+        def critic(params: Params, obs: Array) -> Array:
+            return apply(params, obs)[1]
+
+        return Networks(init, apply, actor, critic, spec)
+
+    actor_net = net(policy_head=True, value_head=False)
+    critic_net = net(policy_head=False, value_head=True)
+
+    def init(key: Array) -> Params:
+        actor_key, critic_key = jax.random.split(key)
+        params = {"actor": actor_net.init(actor_key, dummy_obs)["params"]}
+        if use_critic:
+            params["critic"] = critic_net.init(critic_key, dummy_obs)["params"]
+        return params
+
+    def actor(params: Params, obs: Array) -> Distribution:
+        _batch_shape(spec, obs)
+        return actor_net.apply({"params": params["actor"]}, obs)[0]
+
+    def critic(params: Params, obs: Array) -> Array:
+        batch_shape = _batch_shape(spec, obs)
+        if not use_critic:
+            return jnp.zeros(batch_shape, jnp.float32)
+        return critic_net.apply({"params": params["critic"]}, obs)[1]
+
+    def apply(params: Params, obs: Array) -> tuple[Distribution, Array]:
+        return actor(params, obs), critic(params, obs)
+
+    return Networks(init, apply, actor, critic, spec)
+
+
+def env_action(spec: EnvSpec, action: Array) -> Array:
+    """The action to send to the environment for a policy sample.
+
+    Discrete actions pass through unchanged. Continuous actions are clipped to
+    ``[low, high]`` of the :class:`~pgjax.types.BoxSpace`. The log-probability
+    (and the ``Transition.action`` stored for the update) uses the unclipped
+    sample; only the environment receives the clipped one.
+
+    Args:
+      spec: the environment's spec.
+      action: a policy sample, ``[...]`` (discrete) or ``[..., D]`` (box).
+
+    Returns:
+      The environment action, same shape and dtype as ``action``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from pgjax.types import BoxSpace, EnvSpec
+      >>> spec = EnvSpec("Pendulum-v1", (3,), BoxSpace((1,), -2.0, 2.0), 200)
+      >>> print(env_action(spec, jnp.array([[-3.0], [0.5], [2.5]]))[:, 0])
+      [-2.   0.5  2. ]
+    """
+    space = spec.action_space
+    if isinstance(space, DiscreteSpace):
+        return action
+    # Explicit broadcasts: bounds [D] against [..., D] would be a rank promotion.
+    low = jnp.broadcast_to(jnp.asarray(space.low, action.dtype), action.shape)
+    high = jnp.broadcast_to(jnp.asarray(space.high, action.dtype), action.shape)
+    return jnp.clip(action, low, high)
