@@ -1,0 +1,464 @@
+"""Rollouts: a ``lax.scan`` over time of N vmapped gymnax environments.
+
+Everything here is a pure function of explicit inputs (policy params, rollout
+state, a PRNG key), so a rollout can be jitted, scanned inside a training
+update, and vmapped over seeds.
+
+Conventions (see :mod:`pgjax.types`):
+
+* **Time-major.** A rollout of T steps by N environments returns a
+  :class:`~pgjax.types.Transition` with leaves ``[T, N, ...]``.
+* **Reward indexing.** ``reward[t]`` is the reward for ``action[t]``, taken in
+  ``obs[t]``.
+* **Episode ends.** ``terminated[t]``: a true terminal state was reached, no
+  bootstrap. ``truncated[t]``: the time limit cut the episode and it did not
+  terminate (gymnax may report both; terminated wins). gymnax auto-resets, so
+  after a done step ``obs[t + 1]`` is the first observation of a new episode.
+* **next_value.** ``next_value[t]`` is V of the observation that followed step
+  t in the *same* episode: ``value[t + 1]`` inside an episode, V of the
+  pre-reset ``info["final_observation"]`` on a truncated step, and ``0`` on a
+  terminated step (callers mask it by ``1 - terminated`` anyway). It is never
+  V of a reset observation.
+
+PRNG keys (a reference implementation can reproduce a rollout from these):
+
+* ``reset(key)``: environment ``i`` resets with ``jax.random.split(key, N)[i]``.
+* ``rollout(params, state, key)``: step ``t`` uses
+  ``step_key = jax.random.split(key, T)[t]`` and
+  ``act_key, env_key = jax.random.split(step_key)``. The whole batch of
+  actions is ``dist.sample(act_key)`` for ``dist = apply_fn(params, obs[t])``
+  over all N observations at once, and environment ``i`` steps with
+  ``jax.random.split(env_key, N)[i]`` (gymnax splits that again into its step
+  and auto-reset keys).
+* the episodic rollout uses ``reset_key, rollout_key = jax.random.split(key)``
+  and then the two schemes above.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from pgjax.envs import Env, ObsStats, init_obs_stats, normalize_obs as _normalize
+from pgjax.envs import update_obs_stats
+from pgjax.networks import env_action
+from pgjax.types import Transition
+
+Array = jax.Array
+Params = Any
+ApplyFn = Callable[[Params, Array], tuple[Any, Array]]
+
+
+class RolloutState(NamedTuple):
+    """What a rollout carries from one call to the next.
+
+    Attributes:
+      env_state: the batched gymnax state, leaves ``[N, ...]``.
+      obs: the current raw (unnormalised) observation, ``[N, *obs_shape]``.
+      obs_stats: running observation statistics, or ``None`` without
+        observation normalisation.
+      episode_return: undiscounted return so far of each running episode,
+        ``[N]`` float32.
+      episode_length: steps so far of each running episode, ``[N]`` int32.
+    """
+
+    env_state: Any
+    obs: Array
+    obs_stats: ObsStats | None
+    episode_return: Array
+    episode_length: Array
+
+
+class EpisodeStats(NamedTuple):
+    """Totals over the episodes that *ended* inside one rollout (scalars).
+
+    An episode that started in an earlier rollout counts in full (its return
+    and length include the earlier steps). Mean return is
+    ``return_sum / max(count, 1)``.
+
+    Attributes:
+      count: episodes ended (terminated or truncated), int32.
+      return_sum: sum of their undiscounted returns, float32.
+      length_sum: sum of their lengths in steps, int32 (exact below 2**31).
+      return_min: smallest return, float32; ``+inf`` when ``count == 0``.
+      return_max: largest return, float32; ``-inf`` when ``count == 0``.
+        (``±inf`` are the identities of min and max, so stats of several
+        rollouts combine with ``min``/``max``.)
+    """
+
+    count: Array
+    return_sum: Array
+    length_sum: Array
+    return_min: Array
+    return_max: Array
+
+
+class Rollout(NamedTuple):
+    """The pure functions returned by :func:`make_rollout`.
+
+    Attributes:
+      reset: ``reset(key) -> RolloutState``.
+      rollout: ``rollout(params, state, key) -> (state, Transition, EpisodeStats)``.
+    """
+
+    reset: Callable[[Array], RolloutState]
+    rollout: Callable[[Params, RolloutState, Array], tuple[RolloutState, Transition, EpisodeStats]]
+
+
+class _StepOut(NamedTuple):
+    """Per-step scan outputs, each ``[N, ...]``; stacked to ``[T, N, ...]``."""
+
+    obs: Array
+    action: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    log_prob: Array
+    value: Array
+    final_value: Array  # V(final observation) where truncated, else 0
+
+
+def _empty_episode_stats(shape: tuple[int, ...] = ()) -> EpisodeStats:
+    return EpisodeStats(
+        count=jnp.zeros(shape, jnp.int32),
+        return_sum=jnp.zeros(shape, jnp.float32),
+        length_sum=jnp.zeros(shape, jnp.int32),
+        return_min=jnp.full(shape, jnp.inf, jnp.float32),
+        return_max=jnp.full(shape, -jnp.inf, jnp.float32),
+    )
+
+
+def _add_episodes(stats: EpisodeStats, done: Array, returns: Array, lengths: Array) -> EpisodeStats:
+    """Adds, per env, the episodes where ``done``: all leaves ``[N]``, elementwise.
+
+    Elementwise per-env accumulators fuse into one loop in the scan body; the
+    reduction over envs (:func:`_total`) runs once, after the scan.
+    """
+    return EpisodeStats(
+        count=stats.count + done.astype(jnp.int32),
+        return_sum=stats.return_sum + jnp.where(done, returns, 0.0),
+        length_sum=stats.length_sum + jnp.where(done, lengths, 0),
+        return_min=jnp.where(done, jnp.minimum(stats.return_min, returns), stats.return_min),
+        return_max=jnp.where(done, jnp.maximum(stats.return_max, returns), stats.return_max),
+    )
+
+
+def _total(stats: EpisodeStats) -> EpisodeStats:
+    """Reduces per-env ``[N]`` accumulators to scalars."""
+    return EpisodeStats(
+        count=jnp.sum(stats.count, dtype=jnp.int32),
+        return_sum=jnp.sum(stats.return_sum),
+        length_sum=jnp.sum(stats.length_sum, dtype=jnp.int32),
+        return_min=jnp.min(stats.return_min),
+        return_max=jnp.max(stats.return_max),
+    )
+
+
+def _strip_weak_types(tree: Any) -> Any:
+    """Gives every leaf a strong dtype.
+
+    gymnax resets return some leaves weakly typed (e.g. Pendulum's ``last_u``,
+    every env's ``time``) that ``env.step`` returns strongly typed. A state
+    whose types change between calls would make ``jit`` compile ``rollout``
+    twice, so states are normalised to strong types on the way in and out.
+    """
+    return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), tree)
+
+
+def _make_step(env: Env, apply_fn: ApplyFn, num_envs: int):
+    """One vectorised env step under the policy: the shared scan body."""
+    step_envs = jax.vmap(env.env.step, in_axes=(0, 0, 0, None))
+
+    def step(params, obs_stats, env_state, obs, key):
+        act_key, env_key = jax.random.split(key)
+        policy_obs = obs if obs_stats is None else _normalize(obs_stats, obs)
+        dist, value = apply_fn(params, policy_obs)
+        action = dist.sample(act_key)
+        log_prob = dist.log_prob(action)
+        next_obs, env_state, reward, terminated, truncated, info = step_envs(
+            jax.random.split(env_key, num_envs),
+            env_state,
+            env_action(env.spec, action),
+            env.params,
+        )
+        terminated = terminated.astype(bool)
+        truncated = truncated.astype(bool) & ~terminated
+
+        # V(final observation) is only needed where an episode was truncated,
+        # which for time limits is rare: one batch-level cond keeps the extra
+        # critic forward off the common path.
+        def final_value(final_obs):
+            if obs_stats is not None:
+                final_obs = _normalize(obs_stats, final_obs)
+            return apply_fn(params, final_obs)[1].astype(jnp.float32)
+
+        value = value.astype(jnp.float32)
+        v_final = jax.lax.cond(
+            jnp.any(truncated),
+            final_value,
+            lambda _: jnp.zeros_like(value),
+            info["final_observation"],
+        )
+        out = _StepOut(
+            obs=policy_obs,
+            action=action,
+            reward=reward.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            log_prob=log_prob,
+            value=value,
+            final_value=v_final,
+        )
+        return env_state, next_obs, out
+
+    def last_value(params, obs_stats, obs):
+        policy_obs = obs if obs_stats is None else _normalize(obs_stats, obs)
+        return apply_fn(params, policy_obs)[1].astype(jnp.float32)
+
+    return step, last_value
+
+
+def _transition(out: _StepOut, last_value: Array) -> Transition:
+    """Stacks scan outputs into a Transition, filling in ``next_value``."""
+    following = jnp.concatenate([out.value[1:], last_value[None]], axis=0)
+    next_value = jnp.where(
+        out.truncated, out.final_value, jnp.where(out.terminated, 0.0, following)
+    )
+    return Transition(
+        obs=out.obs,
+        action=out.action,
+        reward=out.reward,
+        terminated=out.terminated,
+        truncated=out.truncated,
+        log_prob=out.log_prob,
+        value=out.value,
+        next_value=next_value,
+    )
+
+
+def make_rollout(
+    env: Env,
+    apply_fn: ApplyFn,
+    *,
+    num_envs: int,
+    num_steps: int,
+    normalize_obs: bool = False,
+) -> Rollout:
+    """Builds ``reset`` and ``rollout`` for N auto-resetting environments.
+
+    ``rollout`` is one ``lax.scan`` over ``num_steps`` steps. Each step applies
+    the policy to the whole batch of observations at once, samples actions,
+    sends ``env_action(spec, action)`` (clipped for box spaces) to
+    ``jax.vmap(env.step)``, and keeps the unclipped action and its log-prob.
+    Episodes that end are reset by gymnax; their returns and lengths go into
+    :class:`EpisodeStats`, accumulated inside the scan (no host callbacks).
+
+    With ``normalize_obs=True`` the policy sees
+    ``normalize_obs(state.obs_stats, obs)``. The statistics are frozen for
+    the whole rollout, so every observation in one Transition was normalised
+    with the same statistics (the ones in the input ``state``); the rollout's
+    raw observations ``obs[0 .. T-1]`` are then merged into them once and the
+    result returned in the new state. ``Transition.obs`` holds the normalised
+    observations; the state's ``obs`` stays raw.
+
+    See the module docstring for how keys are split, and for ``next_value``.
+
+    Args:
+      env: from :func:`pgjax.envs.make_env`.
+      apply_fn: ``apply_fn(params, obs[N, *obs_shape]) -> (dist, value[N])``
+        where ``dist`` has ``sample(key)`` and ``log_prob(action)``, e.g.
+        ``make_networks(env.spec).apply``.
+      num_envs: N, the number of environments stepped in parallel.
+      num_steps: T, the number of steps per rollout.
+      normalize_obs: keep running observation statistics and normalise.
+
+    Returns:
+      A :class:`Rollout` ``(reset, rollout)`` of pure, jittable functions:
+      ``reset(key) -> RolloutState`` and
+      ``rollout(params, state, key) -> (state, Transition, EpisodeStats)``
+      with Transition leaves ``[T, N, ...]``.
+
+    Examples:
+      >>> import jax
+      >>> from pgjax.envs import make_env
+      >>> from pgjax.networks import make_networks
+      >>> env = make_env("CartPole-v1")
+      >>> nets = make_networks(env.spec)
+      >>> reset, rollout = make_rollout(env, nets.apply, num_envs=8, num_steps=16)
+      >>> params = nets.init(jax.random.key(0))
+      >>> state = reset(jax.random.key(1))
+      >>> state, traj, stats = jax.jit(rollout)(params, state, jax.random.key(2))
+      >>> traj.obs.shape, traj.action.shape, traj.next_value.shape
+      ((16, 8, 4), (16, 8), (16, 8))
+    """
+    spec = env.spec
+    step, last_value = _make_step(env, apply_fn, num_envs)
+
+    def reset(key: Array) -> RolloutState:
+        keys = jax.random.split(key, num_envs)
+        obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(keys, env.params)
+        return RolloutState(
+            env_state=_strip_weak_types(env_state),
+            obs=_strip_weak_types(obs),
+            obs_stats=init_obs_stats(spec.obs_shape) if normalize_obs else None,
+            episode_return=jnp.zeros((num_envs,), jnp.float32),
+            episode_length=jnp.zeros((num_envs,), jnp.int32),
+        )
+
+    def rollout(params: Params, state: RolloutState, key: Array):
+        stats = state.obs_stats  # frozen for this rollout
+
+        def body(carry, step_key):
+            env_state, obs, ep_return, ep_length, ep_stats, new_stats = carry
+            if new_stats is not None:
+                new_stats = update_obs_stats(new_stats, obs)
+            env_state, next_obs, out = step(params, stats, env_state, obs, step_key)
+            ep_return = ep_return + out.reward
+            ep_length = ep_length + 1
+            done = out.terminated | out.truncated
+            ep_stats = _add_episodes(ep_stats, done, ep_return, ep_length)
+            ep_return = jnp.where(done, 0.0, ep_return)
+            ep_length = jnp.where(done, 0, ep_length)
+            return (env_state, next_obs, ep_return, ep_length, ep_stats, new_stats), out
+
+        carry = (
+            state.env_state,
+            state.obs,
+            state.episode_return,
+            state.episode_length,
+            _empty_episode_stats((num_envs,)),
+            stats,
+        )
+        carry, out = jax.lax.scan(body, carry, jax.random.split(key, num_steps))
+        env_state, obs, ep_return, ep_length, ep_stats, new_stats = carry
+        traj = _transition(out, last_value(params, stats, obs))
+        env_state, obs = _strip_weak_types((env_state, obs))
+        new_state = RolloutState(env_state, obs, new_stats, ep_return, ep_length)
+        return new_state, traj, _total(ep_stats)
+
+    return Rollout(reset=reset, rollout=rollout)
+
+
+def make_episodic_rollout(
+    env: Env,
+    apply_fn: ApplyFn,
+    *,
+    num_envs: int,
+    max_steps: int | None = None,
+    normalize_obs: bool = False,
+) -> Callable[..., tuple[Transition, Array, EpisodeStats, ObsStats | None]]:
+    """Builds a rollout of exactly one episode per environment (for REINFORCE).
+
+    Every environment starts from a fresh reset and runs for ``T = max_steps``
+    steps. Once its episode ends, the environment keeps stepping (gymnax
+    auto-resets it) but those steps are masked out: ``mask`` is false and
+    ``reward``, ``terminated``, ``truncated``, ``log_prob``, ``value`` and
+    ``next_value`` are zero there (``obs`` and ``action`` are unspecified).
+    Once *every* episode has ended, the remaining steps skip the policy and
+    the environments altogether (a ``lax.cond`` per step), so a batch of
+    short episodes costs little more than its longest episode. The step that
+    ends an episode carries its flag. An episode still
+    running at the last step ``T - 1`` (when ``max_steps`` is below the env's
+    time limit) is marked truncated there, with ``next_value = V(obs_T)``.
+    So every episode ends within the rollout, and Monte-Carlo returns over
+    ``mask``-ed steps are complete-episode returns.
+
+    With ``normalize_obs=True`` the observations are normalised with the
+    given ``obs_stats`` (frozen for the whole rollout) and the valid raw
+    observations (where ``mask``) are merged into them once, returned as the
+    fourth output.
+
+    Args:
+      env: from :func:`pgjax.envs.make_env`.
+      apply_fn: ``apply_fn(params, obs[N, *obs_shape]) -> (dist, value[N])``;
+        a critic that returns zeros gives zero ``value``/``next_value``.
+      num_envs: N, the number of episodes (one per environment).
+      max_steps: T; defaults to ``env.spec.max_steps_in_episode``, so that no
+        episode is cut early.
+      normalize_obs: normalise observations with running statistics.
+
+    Returns:
+      ``rollout(params, key, obs_stats=None) -> (traj, mask, episode_stats,
+      obs_stats)``: a Transition ``[T, N, ...]``, the valid-step mask
+      ``[T, N]`` bool, :class:`EpisodeStats` over the N episodes (``count ==
+      N``), and the updated :class:`~pgjax.envs.ObsStats` (``None`` without
+      normalisation; ``obs_stats=None`` with normalisation starts from
+      :func:`~pgjax.envs.init_obs_stats`). Keys: see the module docstring.
+
+    Examples:
+      >>> import jax
+      >>> from pgjax.envs import make_env
+      >>> from pgjax.networks import make_networks
+      >>> env = make_env("CartPole-v1", max_steps_in_episode=50)
+      >>> nets = make_networks(env.spec, use_critic=False)
+      >>> rollout = make_episodic_rollout(env, nets.apply, num_envs=4)
+      >>> traj, mask, stats, _ = jax.jit(rollout)(nets.init(jax.random.key(0)), jax.random.key(1))
+      >>> traj.reward.shape, int(stats.count)
+      ((50, 4), 4)
+      >>> bool((traj.reward.sum(0) == mask.sum(0)).all())  # CartPole: +1 per step
+      True
+    """
+    spec = env.spec
+    num_steps = spec.max_steps_in_episode if max_steps is None else int(max_steps)
+    step, last_value = _make_step(env, apply_fn, num_envs)
+
+    def rollout(params: Params, key: Array, obs_stats: ObsStats | None = None):
+        if normalize_obs and obs_stats is None:
+            obs_stats = init_obs_stats(spec.obs_shape)
+        if not normalize_obs:
+            obs_stats = None
+        reset_key, rollout_key = jax.random.split(key)
+        obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(
+            jax.random.split(reset_key, num_envs), env.params
+        )
+
+        def live_step(carry, step_key):
+            env_state, obs, alive, new_stats = carry
+            if new_stats is not None:
+                new_stats = update_obs_stats(new_stats, obs, mask=alive)
+            env_state, next_obs, out = step(params, obs_stats, env_state, obs, step_key)
+
+            def zero(x):  # nothing after an episode's end counts
+                return jnp.where(alive, x, jnp.zeros_like(x))
+
+            out = out._replace(
+                reward=zero(out.reward),
+                terminated=zero(out.terminated),
+                truncated=zero(out.truncated),
+                log_prob=zero(out.log_prob),
+                value=zero(out.value),
+                final_value=zero(out.final_value),
+            )
+            mask = alive
+            alive = alive & ~(out.terminated | out.truncated)
+            return (env_state, next_obs, alive, new_stats), (out, mask)
+
+        def idle_step(carry, step_key):
+            # Once every episode has ended, skip the policy and the envs.
+            return carry, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), step_shapes)
+
+        def body(carry, step_key):
+            return jax.lax.cond(jnp.any(carry[2]), live_step, idle_step, carry, step_key)
+
+        alive = jnp.ones((num_envs,), bool)
+        carry = (_strip_weak_types(env_state), _strip_weak_types(obs), alive, obs_stats)
+        step_keys = jax.random.split(rollout_key, num_steps)
+        step_shapes = jax.eval_shape(live_step, carry, step_keys[0])[1]
+        carry, (out, mask) = jax.lax.scan(body, carry, step_keys)
+        _, obs, alive, new_stats = carry
+        traj = _transition(out, last_value(params, obs_stats, obs))
+        # Episodes still running at the horizon end there, as truncated; their
+        # next_value is already V(obs_T), the observation that followed.
+        traj = traj._replace(
+            truncated=traj.truncated.at[-1].set(traj.truncated[-1] | alive),
+            next_value=jnp.where(mask, traj.next_value, 0.0),
+        )
+        returns = jnp.sum(traj.reward, axis=0)
+        lengths = jnp.sum(mask, axis=0, dtype=jnp.int32)
+        ended = jnp.ones((num_envs,), bool)
+        ep_stats = _add_episodes(_empty_episode_stats((num_envs,)), ended, returns, lengths)
+        return traj, mask, _total(ep_stats), new_stats
+
+    return rollout
