@@ -1,0 +1,8 @@
+"""Test-session setup.
+
+pgjax is imported first so its XLA CPU workaround (see pgjax/__init__.py) is in
+XLA_FLAGS before anything starts the XLA backend: importing gymnax does, and
+test modules import gymnax-based helpers before pgjax.
+"""
+
+import pgjax  # noqa: F401  (must come before any import that runs a computation)
