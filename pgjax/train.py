@@ -1,0 +1,363 @@
+"""make_train: one pure, compiled training program per configuration.
+
+Every algorithm is ``grad log pi(a|s) * A`` with a different estimator ``A``
+(DESIGN.md, "Algorithms as estimators"):
+
+=====================  ==========================  =================================
+algorithm              rollout                     advantage
+=====================  ==========================  =================================
+``reinforce``          one whole episode per env   ``G_t`` (normalised per batch)
+``reinforce_baseline`` one whole episode per env   ``G_t - V(s_t)``, V regressed on G
+``a2c``                n steps, auto-reset         ``gae`` (lam=1: n-step bootstrap)
+``ppo``                n steps, auto-reset         ``gae``, clipped ratio, epochs x minibatches
+=====================  ==========================  =================================
+
+:func:`make_train` does the Python-side work (environment, networks, sizes) and
+returns pure functions: ``init(key, hparams=None)``, ``update(state)``,
+``train(key, hparams=None)`` and ``evaluate(state, key)``. Float
+hyperparameters live in the state as traced arrays (:class:`HParams`), so
+``jax.vmap(train)(keys, hparams)`` sweeps them in one program; shape-setting
+options (num_envs, n_steps, network sizes, epochs, minibatches) are static.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from pgjax.config import EPISODIC_ALGORITHMS, Config, Derived, derive
+from pgjax.envs import Env, ObsStats, init_obs_stats, make_env
+from pgjax.losses import actor_critic_loss
+from pgjax.networks import Networks, make_networks
+from pgjax.returns import discounted_returns, gae, normalize
+from pgjax.rollout import EpisodeStats, RolloutState, make_episodic_rollout, make_rollout
+
+Array = jax.Array
+Metrics = dict[str, Array]
+
+
+class HParams(NamedTuple):
+    """Float hyperparameters, carried in the state as float32 scalars (traced).
+
+    Any of them can be vmapped: ``jax.vmap(train)(keys, hparams)`` with
+    leaves of shape ``[S]``. Build one with :func:`default_hparams` and
+    ``._replace``.
+    """
+
+    gamma: Array
+    gae_lambda: Array
+    actor_lr: Array
+    critic_lr: Array
+    entropy_coef: Array
+    value_coef: Array
+    clip_eps: Array
+    max_grad_norm: Array  # ignored when config.optimizer.max_grad_norm is None
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (a pytree).
+
+    Attributes:
+      params: network parameters, ``{"actor", "critic"}`` or ``{"shared"}``.
+      opt_state: optax states, one per parameter group (same keys).
+      rollout: the n-step rollout state (a2c, ppo); None for episodic algorithms.
+      obs_stats: observation statistics of episodic algorithms (a2c and ppo
+        keep theirs in ``rollout.obs_stats``); None without normalisation.
+      key: PRNG key.
+      update: updates done, int32. Env steps are derived from it
+        (``update * steps_per_update``) on the host, in Python ints, so no
+        counter overflows at billions of steps.
+      hparams: the run's :class:`HParams`.
+    """
+
+    params: Any
+    opt_state: Any
+    rollout: RolloutState | None
+    obs_stats: ObsStats | None
+    key: Array
+    update: Array
+    hparams: HParams
+
+
+class Trainer(NamedTuple):
+    """What :func:`make_train` returns: pure functions plus what they close over."""
+
+    init: Callable[..., TrainState]
+    update: Callable[[TrainState], tuple[TrainState, Metrics]]
+    train: Callable[..., tuple[TrainState, Metrics]]
+    evaluate: Callable[..., Array]
+    config: Config
+    derived: Derived
+    env: Env
+    networks: Networks
+    hparams: HParams
+
+
+class _Batch(NamedTuple):
+    """What the loss needs, leaves ``[T, N, ...]`` or flattened ``[B, ...]``."""
+
+    obs: Array
+    action: Array
+    advantage: Array
+    target: Array
+    old_log_prob: Array
+    old_value: Array
+    mask: Array
+
+
+def default_hparams(config: Config) -> HParams:
+    """The config's float hyperparameters as float32 arrays."""
+    a, o = config.algorithm, config.optimizer
+    values = HParams(
+        gamma=a.gamma,
+        gae_lambda=a.gae_lambda,
+        actor_lr=o.actor_lr,
+        critic_lr=o.critic_lr,
+        entropy_coef=a.entropy_coef,
+        value_coef=a.value_coef,
+        clip_eps=a.clip_eps,
+        max_grad_norm=o.max_grad_norm if o.max_grad_norm is not None else jnp.inf,
+    )
+    return HParams(*(jnp.asarray(v, jnp.float32) for v in values))
+
+
+def _optimizer(config: Config, lr: Array, max_grad_norm: Array) -> optax.GradientTransformation:
+    adam = optax.adam(lr, eps=config.optimizer.adam_eps)
+    if config.optimizer.max_grad_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def _ep_metrics(stats: EpisodeStats) -> Metrics:
+    count = stats.count.astype(jnp.float32)
+    return {
+        "episode_return": stats.return_sum / jnp.maximum(count, 1.0),
+        "episode_length": stats.length_sum.astype(jnp.float32) / jnp.maximum(count, 1.0),
+        "episode_count": count,
+    }
+
+
+class _Greedy(NamedTuple):
+    """A distribution whose ``sample`` is its mode: the greedy policy."""
+
+    dist: Any
+
+    def sample(self, key):
+        del key
+        return self.dist.mode()
+
+    def log_prob(self, action):
+        return self.dist.log_prob(action)
+
+
+def make_train(config: Config, *, env: Env | None = None) -> Trainer:
+    """Builds the pure functions that train ``config``.
+
+    Args:
+      config: a :class:`pgjax.config.Config`; validated here.
+      env: an :class:`~pgjax.envs.Env` to train on instead of
+        ``make_env(config.env.name, **config.env.params)``, e.g. your own
+        gymnax environment wrapped with :func:`pgjax.envs.wrap_env`.
+
+    Returns:
+      A :class:`Trainer` with
+
+      * ``init(key, hparams=None) -> TrainState``;
+      * ``update(state) -> (state, metrics)``: one rollout and its gradient
+        step(s); metrics are scalars (losses, entropy, grad norm, mean return
+        of the episodes completed in this update, ...);
+      * ``train(key, hparams=None) -> (state, metrics)``: ``init`` then a
+        ``lax.scan`` of ``derived.num_updates`` updates; metrics ``[U]``;
+      * ``evaluate(state, key, greedy=True) -> returns[E]``: the undiscounted
+        returns of ``training.eval_episodes`` fresh episodes (greedy: the
+        policy's mode; else sampled).
+
+      All are jittable and vmappable (over keys, hyperparameters or states).
+
+    Examples:
+      >>> import jax
+      >>> from pgjax.config import Config, TrainingConfig
+      >>> trainer = make_train(Config(training=TrainingConfig(num_envs=8, total_env_steps=640)))
+      >>> state, metrics = jax.jit(trainer.train)(jax.random.key(0))
+      >>> metrics["loss"].shape  # 640 // (8 envs * 8 steps) updates
+      (10,)
+    """
+    if env is None:
+        env = make_env(config.env.name, **dict(config.env.params))
+    derived = derive(config, max_steps_in_episode=env.spec.max_steps_in_episode)
+    a, net = config.algorithm, config.network
+    episodic = a.name in EPISODIC_ALGORITHMS
+    use_critic = a.name != "reinforce"
+    networks = make_networks(
+        env.spec,
+        hidden_sizes=net.hidden_sizes,
+        activation=net.activation,
+        shared_trunk=net.shared_trunk,
+        use_critic=use_critic,
+        log_std_init=net.log_std_init,
+        hidden_init_scale=net.hidden_init_scale,
+        policy_init_scale=net.policy_init_scale,
+        value_init_scale=net.value_init_scale,
+        cnn=net.cnn,
+    )
+    normalize_obs = config.env.normalize_obs
+    if episodic:
+        episodic_rollout = make_episodic_rollout(
+            env, networks.apply, num_envs=config.training.num_envs, normalize_obs=normalize_obs
+        )
+    else:
+        rollout_fns = make_rollout(
+            env,
+            networks.apply,
+            num_envs=config.training.num_envs,
+            num_steps=a.n_steps,
+            normalize_obs=normalize_obs,
+        )
+    def policy_only(greedy: bool):
+        # Evaluation needs no critic: a zero value keeps the rollout's interface.
+        def apply(params, obs):
+            dist = networks.actor(params, obs)
+            value = jnp.zeros(obs.shape[: obs.ndim - len(env.spec.obs_shape)])
+            return (_Greedy(dist) if greedy else dist), value
+
+        return apply
+
+    eval_rollouts = {
+        greedy: make_episodic_rollout(
+            env, policy_only(greedy), num_envs=max(config.training.eval_episodes, 1),
+            normalize_obs=normalize_obs,
+        )
+        for greedy in (True, False)
+    }
+    default = default_hparams(config)
+
+    def lr_of(group: str, hp: HParams) -> Array:
+        return hp.critic_lr if group == "critic" else hp.actor_lr
+
+    def init(key: Array, hparams: HParams | None = None) -> TrainState:
+        hparams = default if hparams is None else HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
+        key, net_key, env_key = jax.random.split(key, 3)
+        params = networks.init(net_key)
+        opt_state = {g: _optimizer(config, lr_of(g, hparams), hparams.max_grad_norm).init(p)
+                     for g, p in params.items()}
+        rollout_state = None if episodic else rollout_fns.reset(env_key)
+        obs_stats = init_obs_stats(env.spec.obs_shape) if episodic and normalize_obs else None
+        return TrainState(params, opt_state, rollout_state, obs_stats, key,
+                          jnp.zeros((), jnp.int32), hparams)
+
+    def loss_fn(params, batch: _Batch, hp: HParams):
+        dist, value = networks.apply(params, batch.obs)
+        log_prob = dist.log_prob(batch.action)
+        advantage = batch.advantage
+        if a.normalize_advantages:
+            advantage = normalize(advantage, batch.mask)
+        ppo = a.name == "ppo"
+        return actor_critic_loss(
+            log_prob,
+            value if use_critic else None,
+            advantage,
+            batch.target if use_critic else None,
+            dist.entropy(),
+            value_coef=hp.value_coef,
+            entropy_coef=hp.entropy_coef,
+            mask=batch.mask,
+            old_log_probs=batch.old_log_prob if ppo else None,
+            clip_eps=hp.clip_eps if ppo else None,
+            old_values=batch.old_value if ppo else None,
+            value_clip_eps=a.value_clip_eps,
+        )
+
+    def gradient_step(params, opt_state, batch: _Batch, hp: HParams, lr_scale: Array):
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, hp)
+        new_params, new_opt_state = {}, {}
+        for group in params:
+            tx = _optimizer(config, lr_of(group, hp) * lr_scale, hp.max_grad_norm)
+            updates, new_opt_state[group] = tx.update(grads[group], opt_state[group], params[group])
+            new_params[group] = optax.apply_updates(params[group], updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return new_params, new_opt_state, metrics
+
+    def lr_scale_of(state: TrainState) -> Array:
+        if not config.optimizer.anneal_lr:
+            return jnp.ones((), jnp.float32)
+        return 1.0 - state.update.astype(jnp.float32) / derived.num_updates
+
+    def episodic_update(state: TrainState) -> tuple[TrainState, Metrics]:
+        hp = state.hparams
+        key, rollout_key = jax.random.split(state.key)
+        traj, mask, ep_stats, obs_stats = episodic_rollout(state.params, rollout_key, state.obs_stats)
+        # Complete episodes only: the time limit ends an episode, no bootstrap.
+        returns = discounted_returns(traj.reward, traj.done, hp.gamma)
+        if a.normalize_returns:
+            returns = normalize(returns, mask)
+        advantage = returns - traj.value if use_critic else returns
+        batch = _Batch(traj.obs, traj.action, advantage, returns, traj.log_prob, traj.value, mask)
+        params, opt_state, metrics = gradient_step(
+            state.params, state.opt_state, batch, hp, lr_scale_of(state)
+        )
+        metrics["env_steps_valid"] = jnp.sum(mask, dtype=jnp.float32)
+        new_state = state._replace(params=params, opt_state=opt_state, obs_stats=obs_stats,
+                                   key=key, update=state.update + 1)
+        return new_state, {**metrics, **_ep_metrics(ep_stats)}
+
+    def nstep_update(state: TrainState) -> tuple[TrainState, Metrics]:
+        hp = state.hparams
+        key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
+        rollout_state, traj, ep_stats = rollout_fns.rollout(state.params, state.rollout, rollout_key)
+        advantage, target = gae(traj.reward, traj.value, traj.next_value, traj.terminated,
+                                traj.done, hp.gamma, hp.gae_lambda)
+        mask = jnp.ones_like(traj.reward, bool)
+        batch = _Batch(traj.obs, traj.action, advantage, target, traj.log_prob, traj.value, mask)
+        lr_scale = lr_scale_of(state)
+        if a.name == "a2c":
+            params, opt_state, metrics = gradient_step(state.params, state.opt_state, batch, hp, lr_scale)
+        else:
+            params, opt_state, metrics = _ppo_epochs(state, batch, shuffle_key, lr_scale)
+        new_state = state._replace(params=params, opt_state=opt_state, rollout=rollout_state,
+                                   key=key, update=state.update + 1)
+        return new_state, {**metrics, **_ep_metrics(ep_stats)}
+
+    def _ppo_epochs(state: TrainState, batch: _Batch, key: Array, lr_scale: Array):
+        flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
+        size = derived.batch_size
+
+        def epoch(carry, epoch_key):
+            perm = jax.random.permutation(epoch_key, size)
+            shuffled = jax.tree.map(
+                lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat
+            )
+
+            def minibatch(carry, mb):
+                params, opt_state = carry
+                params, opt_state, metrics = gradient_step(params, opt_state, mb, state.hparams, lr_scale)
+                return (params, opt_state), metrics
+
+            return jax.lax.scan(minibatch, carry, shuffled)
+
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(key, a.epochs)
+        )
+        return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    update = episodic_update if episodic else nstep_update
+
+    def train(key: Array, hparams: HParams | None = None) -> tuple[TrainState, Metrics]:
+        state = init(key, hparams)
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=derived.num_updates)
+
+    def evaluate(state: TrainState, key: Array, greedy: bool | Array = True) -> Array:
+        obs_stats = state.obs_stats if episodic else state.rollout.obs_stats
+
+        def returns(greedy: bool) -> Array:
+            traj, _, _, _ = eval_rollouts[greedy](state.params, key, obs_stats)
+            return jnp.sum(traj.reward, axis=0)
+
+        if isinstance(greedy, bool):
+            return returns(greedy)
+        # A traced flag (e.g. evaluate passed to jit as an argument): pick at run time.
+        return jax.lax.cond(greedy, lambda: returns(True), lambda: returns(False))
+
+    return Trainer(init, update, train, evaluate, config, derived, env, networks, default)

@@ -1,0 +1,188 @@
+"""make_train: probe environments with known answers, CartPole learning,
+vmap over seeds and hyperparameters, state invariants, compile-once."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import probe_envs
+from pgjax.config import Config, apply_overrides
+from pgjax.envs import wrap_env
+from pgjax.train import default_hparams, make_train
+
+
+def _config(*overrides):
+    return apply_overrides(Config(), list(overrides))
+
+
+def _probe_trainer(probe, *overrides):
+    config = _config(
+        "training.num_envs=16",
+        "algorithm.n_steps=4",
+        "training.total_env_steps=12800",  # 200 updates
+        "optimizer.actor_lr=3e-3",
+        "optimizer.critic_lr=3e-3",
+        "algorithm.gamma=0.9",
+        *overrides,
+    )
+    return make_train(config, env=wrap_env(probe, name=type(probe).__name__))
+
+
+def _train(trainer, seed=0):
+    return jax.jit(trainer.train)(jax.random.key(seed))
+
+
+# -------------------------------------------------------------- probe envs
+@pytest.mark.parametrize("algo", ["a2c", "ppo"])
+def test_probe_constant_reward_value(algo):
+    trainer = _probe_trainer(probe_envs.ConstantReward(), f"algorithm.name={algo}")
+    state, _ = _train(trainer)
+    value = trainer.networks.critic(state.params, jnp.zeros((1,)))
+    np.testing.assert_allclose(value, 1.0, atol=0.05)
+
+
+def test_probe_obs_dependent_value():
+    trainer = _probe_trainer(probe_envs.ObsReward())
+    state, _ = _train(trainer)
+    values = trainer.networks.critic(state.params, jnp.array([[1.0], [-1.0]]))
+    np.testing.assert_allclose(values, [1.0, -1.0], atol=0.1)
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo", "reinforce", "reinforce_baseline"])
+def test_probe_action_dependent_reward_policy(algo):
+    trainer = _probe_trainer(probe_envs.ActionReward(), f"algorithm.name={algo}",
+                             "training.total_env_steps=32000")
+    state, _ = _train(trainer)
+    dist = trainer.networks.actor(state.params, jnp.array([[1.0], [-1.0]]))
+    np.testing.assert_array_equal(dist.mode(), [1, 0])
+    assert np.all(np.asarray(dist.probs())[[0, 1], [1, 0]] > 0.9)
+
+
+def test_probe_two_step_discounting():
+    trainer = _probe_trainer(probe_envs.TwoStep())
+    state, _ = _train(trainer)
+    values = trainer.networks.critic(state.params, jnp.array([[1.0, 0.0], [0.0, 1.0]]))
+    np.testing.assert_allclose(values, [0.9, 1.0], atol=0.05)
+
+
+def test_probe_continuous_action_mean():
+    # With no entropy bonus the std collapses; a high step size then lets the mean
+    # drift past the bound, where clipping flattens the reward. 3e-4 is stable.
+    trainer = _probe_trainer(probe_envs.ContinuousActionReward(), "algorithm.name=ppo",
+                             "training.total_env_steps=64000", "algorithm.entropy_coef=0.0",
+                             "optimizer.actor_lr=3e-4", "optimizer.critic_lr=3e-4")
+    state, _ = _train(trainer)
+    dist = trainer.networks.actor(state.params, jnp.zeros((1,)))
+    np.testing.assert_allclose(dist.mode(), [0.5], atol=0.1)
+
+
+# ---------------------------------------------------------------- CartPole
+def test_cartpole_a2c_learns():
+    """The default config (CartPole-v1, a2c), CI-sized: two seeds, 300k steps each."""
+    trainer = make_train(_config("training.total_env_steps=300000"))
+
+    def run(key):
+        train_key, eval_key = jax.random.split(key)
+        state, _ = trainer.train(train_key)
+        return trainer.evaluate(state, eval_key).mean()
+
+    returns = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 2))
+    assert float(returns.mean()) >= 400, returns
+
+
+def test_reinforce_improves_over_random():
+    trainer = make_train(_config(
+        "algorithm.name=reinforce", "training.num_envs=8", "training.total_env_steps=400000",
+        "optimizer.actor_lr=1e-2", "algorithm.entropy_coef=0.0",
+    ))
+    state0 = trainer.init(jax.random.key(0))
+    random_return = float(jax.jit(trainer.evaluate)(state0, jax.random.key(1), greedy=False).mean())
+    state, metrics = _train(trainer)
+    trained = float(jax.jit(trainer.evaluate)(state, jax.random.key(1), greedy=False).mean())
+    assert random_return < 40
+    assert trained > 3 * random_return, (random_return, trained)
+    assert float(metrics["episode_return"][-10:].mean()) > 2 * float(metrics["episode_return"][:3].mean())
+
+
+def test_pendulum_stays_finite():
+    trainer = make_train(_config(
+        "env.name=Pendulum-v1", "algorithm.name=ppo", "training.num_envs=16",
+        "algorithm.n_steps=32", "training.total_env_steps=40960", "env.normalize_obs=true",
+    ))
+    state, metrics = _train(trainer)
+    for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
+        assert np.all(np.isfinite(np.asarray(leaf))), name
+
+
+# ------------------------------------------------------- vmap and invariants
+SMALL = ("training.num_envs=8", "training.total_env_steps=2560")  # 40 updates
+
+
+def test_vmap_over_seeds_different_keys_differ_identical_keys_agree():
+    trainer = make_train(_config(*SMALL))
+    train = jax.jit(jax.vmap(trainer.train))
+    keys = jax.random.split(jax.random.key(0), 4)
+    states, metrics = train(keys)
+    flat = jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(states.params)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not np.allclose(flat[i], flat[j])
+    again, again_metrics = train(jnp.stack([keys[1]] * 4))
+    for leaf in jax.tree.leaves((again.params, again_metrics)):
+        leaf = np.asarray(leaf)
+        for i in range(1, 4):
+            np.testing.assert_array_equal(leaf[0], leaf[i])
+    single, _ = jax.jit(trainer.train)(keys[1])
+    for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(again.params)):
+        np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6)
+
+
+def test_vmap_over_hyperparameters_matches_separate_configs():
+    base = _config(*SMALL)
+    trainer = make_train(base)
+    lrs = jnp.array([1e-4, 7e-4, 3e-3])
+    hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (3,)), default_hparams(base))
+    hp = hp._replace(actor_lr=lrs, critic_lr=lrs, entropy_coef=jnp.array([0.0, 0.01, 0.1]))
+    key = jax.random.key(3)
+    states, _ = jax.jit(jax.vmap(trainer.train, in_axes=(None, 0)))(key, hp)
+    for i, (lr, ent) in enumerate([(1e-4, 0.0), (7e-4, 0.01), (3e-3, 0.1)]):
+        cfg = apply_overrides(base, [f"optimizer.actor_lr={lr}", f"optimizer.critic_lr={lr}",
+                                     f"algorithm.entropy_coef={ent}"])
+        alone, _ = jax.jit(make_train(cfg).train)(key)
+        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(states.params)):
+            np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo", "reinforce", "reinforce_baseline"])
+def test_update_preserves_state_and_compiles_once(algo):
+    overrides = [f"algorithm.name={algo}", *SMALL, "env.normalize_obs=true"]
+    if algo.startswith("reinforce"):
+        overrides += ["env.params.max_steps_in_episode=50", "training.total_env_steps=4000"]
+    trainer = make_train(_config(*overrides))
+    state = trainer.init(jax.random.key(0))
+    chex.clear_trace_counter()  # the counter is keyed by function name, shared across params
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def update(state):
+        return trainer.update(state)
+
+    new_state, metrics = update(state)
+    for _ in range(3):
+        new_state, metrics = update(new_state)
+    chex.assert_trees_all_equal_shapes_and_dtypes(state, new_state)
+    assert jax.tree.structure(state) == jax.tree.structure(new_state)
+    assert int(new_state.update) == 4
+    for value in metrics.values():
+        assert value.shape == ()
+
+
+def test_train_metrics_are_per_update_arrays():
+    trainer = make_train(_config(*SMALL))
+    _, metrics = _train(trainer)
+    assert {"loss", "policy_loss", "value_loss", "entropy", "grad_norm", "episode_return",
+            "episode_count"} <= set(metrics)
+    for value in metrics.values():
+        assert value.shape == (trainer.derived.num_updates,)
