@@ -1,0 +1,179 @@
+"""Learning results: each row of the learning table, S seeds in one vmapped call.
+
+For every row (env, algorithm, shipped config, target, env-step budget) this
+trains ``--seeds`` seeds with ``jax.vmap`` over one compiled program
+(``make_train(config).train`` followed by a greedy ``evaluate``), and reports
+the final greedy evaluation return (mean +- std and min over seeds, each seed's
+return being the mean over ``training.eval_episodes`` fresh episodes), the
+wall time split into compile and run, and whether the mean reaches the target.
+A row whose config is not in ``configs/`` yet is still printed, as not run.
+
+Usage (from the repository root, in the README's environment):
+
+    .venv/bin/python benchmarks/learning.py                      # every row, 8 seeds
+    .venv/bin/python benchmarks/learning.py --rows cartpole      # rows whose config matches
+    .venv/bin/python benchmarks/learning.py --write-results      # also update RESULTS.md
+
+``--write-results`` replaces the "Learning results" section of
+``benchmarks/RESULTS.md`` (between its markers) with the table and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+from typing import NamedTuple
+
+import pgjax  # first: its XLA CPU workaround must precede any computation
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from rollout import _machine  # noqa: E402  (shared machine description)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+BEGIN, END = "<!-- learning:begin -->", "<!-- learning:end -->"
+
+
+class Row(NamedTuple):
+    env: str
+    algorithm: str
+    config: str  # path relative to the repository root
+    target: float  # mean over seeds of the final greedy evaluation must reach this
+    budget: int  # env steps allowed
+    reference: str  # published single-run results, for context
+
+
+ROWS = [
+    Row("CartPole-v1", "a2c", "configs/cartpole_a2c.yaml", 490, 500_000, "RL Zoo A2C 500"),
+    Row("CartPole-v1", "ppo", "configs/cartpole_ppo.yaml", 490, 500_000, "gymnax-blines PPO 500"),
+    Row("CartPole-v1", "reinforce", "configs/cartpole_reinforce.yaml", 475, 2_000_000, "-"),
+    Row("CartPole-v1", "reinforce_baseline", "configs/cartpole_reinforce_baseline.yaml", 475,
+        2_000_000, "-"),
+    Row("Acrobot-v1", "a2c", "configs/acrobot_a2c.yaml", -90, 1_000_000, "RL Zoo A2C -83"),
+    Row("Acrobot-v1", "ppo", "configs/acrobot_ppo.yaml", -90, 1_000_000, "gymnax-blines PPO -80"),
+    Row("Pendulum-v1", "ppo", "configs/pendulum_ppo.yaml", -200, 2_000_000,
+        "gymnax-blines PPO -130"),
+    Row("Pendulum-v1", "a2c", "configs/pendulum_a2c.yaml", -300, 2_000_000, "RL Zoo A2C -163"),
+    Row("Breakout-MinAtar", "ppo", "configs/breakout_minatar_ppo.yaml", 25, 10_000_000,
+        "gymnax-blines PPO 28"),
+    Row("Breakout-MinAtar", "a2c", "configs/breakout_minatar_a2c.yaml", 15, 10_000_000, "-"),
+]
+
+
+def run_row(row: Row, seeds: int) -> dict:
+    result = {**row._asdict(), "seeds": seeds}
+    path = ROOT / row.config
+    if not path.exists():
+        return {**result, "status": "not run: no tuned config in configs/ yet"}
+    config = pgjax.load_config(path)
+    if config.env.name != row.env or config.algorithm.name != row.algorithm:
+        raise SystemExit(f"{row.config}: expected {row.env}/{row.algorithm}")
+    trainer = pgjax.make_train(config)
+    if trainer.derived.env_steps > row.budget:
+        raise SystemExit(f"{row.config}: {trainer.derived.env_steps} env steps > budget {row.budget}")
+
+    def run(key):
+        train_key, eval_key = jax.random.split(key)
+        state, metrics = trainer.train(train_key)
+        return trainer.evaluate(state, eval_key).mean(), metrics["episode_return"]
+
+    keys = jax.random.split(jax.random.key(config.training.seed), seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(run)).lower(keys).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    final, _ = jax.device_get(compiled(keys))
+    run_s = time.perf_counter() - start
+    final = np.asarray(final, np.float64)
+    return {
+        **result,
+        "status": "reached" if final.mean() >= row.target else "missed",
+        "env_steps": trainer.derived.env_steps,
+        "eval_episodes": config.training.eval_episodes,
+        "final_mean": float(final.mean()),
+        "final_std": float(final.std()),
+        "final_min": float(final.min()),
+        "per_seed": final.round(1).tolist(),
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "steps_per_s": seeds * trainer.derived.env_steps / run_s,
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| env | algorithm | config | env steps | seeds | final greedy return, mean ± std (min) "
+        "| target | result | compile s | run s (all seeds) | env steps/s (all seeds) | reference |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        if "final_mean" not in r:
+            lines.append(f"| {r['env']} | {r['algorithm']} | `{r['config']}` | ≤ {r['budget']:,} | "
+                         f"- | - | {r['target']} | {r['status']} | - | - | - | {r['reference']} |")
+            continue
+        lines.append(
+            f"| {r['env']} | {r['algorithm']} | `{r['config']}` | {r['env_steps']:,} | {r['seeds']} "
+            f"| {r['final_mean']:.1f} ± {r['final_std']:.1f} ({r['final_min']:.1f}) | {r['target']} "
+            f"| {r['status']} | {r['compile_s']:.1f} | {r['run_s']:.1f} | {r['steps_per_s'] / 1e3:.0f}k "
+            f"| {r['reference']} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(text: str) -> None:
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    section = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        current = head + section + rest.split(END, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(current)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=8, help="seeds per row, vmapped (default 8)")
+    parser.add_argument("--rows", default="", help="only rows whose config path contains this")
+    parser.add_argument("--json", help="write the results as JSON to this path")
+    parser.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    rows = [r for r in ROWS if args.rows in r.config]
+    machine = _machine()
+    print(f"# {machine['cpu']}, {machine['cores']} cores, JAX {machine['jax']} ({machine['backend']})",
+          flush=True)
+    results = []
+    for row in rows:
+        print(f"{row.env} {row.algorithm} ...", end=" ", flush=True)
+        results.append(run_row(row, args.seeds))
+        r = results[-1]
+        print(r["status"] if "final_mean" not in r else
+              f"{r['final_mean']:.1f} ± {r['final_std']:.1f} (min {r['final_min']:.1f}), "
+              f"compile {r['compile_s']:.1f}s, run {r['run_s']:.1f}s", flush=True)
+    text = table(results)
+    print(text)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    if args.write_results:
+        command = "benchmarks/learning.py" + (f" --rows {args.rows}" if args.rows else "")
+        write_results(
+            "## Learning results\n\n"
+            f"Final greedy evaluation of each shipped config, {args.seeds} seeds trained in one "
+            "vmapped program per row (train, then evaluate, compiled together).\n\n"
+            f"- Date: {machine['date']}\n"
+            f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+            f"backend {machine['backend']}, JAX {machine['jax']}\n"
+            f"- Command: `.venv/bin/python {command} --seeds {args.seeds} --write-results`\n\n"
+            + text
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
