@@ -23,8 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Long learning runs, excluded from `make test` and CI.
+# (pytest exits 5 when no test is marked slow; that is reported, not treated as a failure.)
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no slow tests yet"; else exit $$status; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
