@@ -105,7 +105,7 @@ class _Batch(NamedTuple):
     target: Array
     old_log_prob: Array
     old_value: Array
-    mask: Array
+    mask: Array | None  # valid steps of episodic rollouts; None when all are valid
 
 
 def default_hparams(config: Config) -> HParams:
@@ -309,8 +309,8 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         rollout_state, traj, ep_stats = rollout_fns.rollout(state.params, state.rollout, rollout_key)
         advantage, target = gae(traj.reward, traj.value, traj.next_value, traj.terminated,
                                 traj.done, hp.gamma, hp.gae_lambda)
-        mask = jnp.ones_like(traj.reward, bool)
-        batch = _Batch(traj.obs, traj.action, advantage, target, traj.log_prob, traj.value, mask)
+        # Every n-step transition is valid: no mask (None), so losses take plain means.
+        batch = _Batch(traj.obs, traj.action, advantage, target, traj.log_prob, traj.value, None)
         lr_scale = lr_scale_of(state)
         if a.name == "a2c":
             params, opt_state, metrics = gradient_step(state.params, state.opt_state, batch, hp, lr_scale)
