@@ -13,6 +13,7 @@ Usage (from the repository root, in the README's environment):
     .venv/bin/python benchmarks/learning.py                      # every row, 8 seeds
     .venv/bin/python benchmarks/learning.py --rows cartpole      # rows whose config matches
     .venv/bin/python benchmarks/learning.py --write-results      # also update RESULTS.md
+    .venv/bin/python benchmarks/learning.py --rows cartpole_a2c --set optimizer.anneal_lr=true
 
 ``--write-results`` replaces the "Learning results" section of
 ``benchmarks/RESULTS.md`` (between its markers) with the table and the machine.
@@ -33,7 +34,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from rollout import _machine  # noqa: E402  (shared machine description)
+from machine import machine_info  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -66,12 +67,12 @@ ROWS = [
 ]
 
 
-def run_row(row: Row, seeds: int) -> dict:
-    result = {**row._asdict(), "seeds": seeds}
+def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
+    result = {**row._asdict(), "seeds": seeds, "overrides": overrides}
     path = ROOT / row.config
     if not path.exists():
         return {**result, "status": "not run: no tuned config in configs/ yet"}
-    config = pgjax.load_config(path)
+    config = pgjax.apply_overrides(pgjax.load_config(path), overrides)
     if config.env.name != row.env or config.algorithm.name != row.algorithm:
         raise SystemExit(f"{row.config}: expected {row.env}/{row.algorithm}")
     trainer = pgjax.make_train(config)
@@ -141,17 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8, help="seeds per row, vmapped (default 8)")
     parser.add_argument("--rows", default="", help="only rows whose config path contains this")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preset field in every row run (repeatable), to try variants")
     parser.add_argument("--json", help="write the results as JSON to this path")
     parser.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
+    if args.write_results and args.set:
+        parser.error("--write-results records the shipped presets; drop --set")
     rows = [r for r in ROWS if args.rows in r.config]
-    machine = _machine()
+    machine = machine_info()
     print(f"# {machine['cpu']}, {machine['cores']} cores, JAX {machine['jax']} ({machine['backend']})",
           flush=True)
     results = []
     for row in rows:
         print(f"{row.env} {row.algorithm} ...", end=" ", flush=True)
-        results.append(run_row(row, args.seeds))
+        results.append(run_row(row, args.seeds, args.set))
         r = results[-1]
         print(r["status"] if "final_mean" not in r else
               f"{r['final_mean']:.1f} ± {r['final_std']:.1f} (min {r['final_min']:.1f}), "

@@ -30,10 +30,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,44 +43,10 @@ from pgjax.envs import make_env
 from pgjax.networks import env_action, make_networks
 from pgjax.rollout import make_rollout
 
+from machine import load_average, machine_info
+
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1", "Breakout-MinAtar")
 DEFAULT_NUM_ENVS = (1, 64, 1024, 4096, 16384)
-
-
-def _load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem_gib = None
-    try:
-        with open("/proc/meminfo") as f:
-            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
-        mem_gib = round(kib / 2**20, 1)
-    except (OSError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_gib": mem_gib,
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_average": _load_average(),
-        # pgjax/__init__.py may set an XLA CPU flag on import (a jaxlib 0.10 hang workaround).
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-    }
 
 
 def _env_only(env, num_envs: int, num_steps: int):
@@ -253,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in envs:
         make_env(name)  # fail fast on a bad name, before anything compiles
 
-    machine = _machine()
+    machine = machine_info()
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))
     print("# pgjax rollout throughput")
     print(f"date: {machine['date']}")
@@ -280,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(compile+warmup {r['compile_and_warmup_s']:.1f}s)",
                 flush=True,
             )
-    machine["load_average_end"] = _load_average()
+    machine["load_average_end"] = load_average()
     print()
     print(_table(results))
     print(f"\nload average at end: {machine['load_average_end']}")
