@@ -15,8 +15,11 @@ Usage (from the repository root, in the README's environment):
     .venv/bin/python benchmarks/learning.py --write-results      # also update RESULTS.md
     .venv/bin/python benchmarks/learning.py --rows cartpole_a2c --set optimizer.anneal_lr=true
 
-``--write-results`` replaces the "Learning results" section of
-``benchmarks/RESULTS.md`` (between its markers) with the table and the machine.
+``--write-results`` records each run row (with its date, machine and command)
+in ``benchmarks/learning_results.json``, keyed by config, and rewrites the
+"Learning results" section of ``benchmarks/RESULTS.md`` (between its markers)
+from every recorded row; so rows can be run separately (the MinAtar rows take
+far longer than the others) and the table still lists every row.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from machine import machine_info  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RECORD = ROOT / "benchmarks" / "learning_results.json"
 BEGIN, END = "<!-- learning:begin -->", "<!-- learning:end -->"
 
 
@@ -65,6 +69,9 @@ ROWS = [
         "gymnax-blines PPO 28"),
     Row("Breakout-MinAtar", "a2c", "configs/breakout_minatar_a2c.yaml", 15, 10_000_000, "-"),
 ]
+
+# What was tried for rows that miss (or needed tuning), printed under the table.
+NOTES: dict[str, str] = {}
 
 
 def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
@@ -110,19 +117,20 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
 def table(results: list[dict]) -> str:
     lines = [
         "| env | algorithm | config | env steps | seeds | final greedy return, mean ± std (min) "
-        "| target | result | compile s | run s (all seeds) | env steps/s (all seeds) | reference |",
-        "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- |",
+        "| target | result | compile s | run s (all seeds) | env steps/s (all seeds) | reference "
+        "| measured |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for r in results:
         if "final_mean" not in r:
             lines.append(f"| {r['env']} | {r['algorithm']} | `{r['config']}` | ≤ {r['budget']:,} | "
-                         f"- | - | {r['target']} | {r['status']} | - | - | - | {r['reference']} |")
+                         f"- | - | {r['target']} | {r['status']} | - | - | - | {r['reference']} | - |")
             continue
         lines.append(
             f"| {r['env']} | {r['algorithm']} | `{r['config']}` | {r['env_steps']:,} | {r['seeds']} "
             f"| {r['final_mean']:.1f} ± {r['final_std']:.1f} ({r['final_min']:.1f}) | {r['target']} "
             f"| {r['status']} | {r['compile_s']:.1f} | {r['run_s']:.1f} | {r['steps_per_s'] / 1e3:.0f}k "
-            f"| {r['reference']} |"
+            f"| {r['reference']} | {r.get('date', '-')} |"
         )
     return "\n".join(lines)
 
@@ -141,7 +149,8 @@ def write_results(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8, help="seeds per row, vmapped (default 8)")
-    parser.add_argument("--rows", default="", help="only rows whose config path contains this")
+    parser.add_argument("--rows", default="",
+                        help="only rows whose config path contains one of these comma-separated words")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset field in every row run (repeatable), to try variants")
     parser.add_argument("--json", help="write the results as JSON to this path")
@@ -149,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write_results and args.set:
         parser.error("--write-results records the shipped presets; drop --set")
-    rows = [r for r in ROWS if args.rows in r.config]
+    words = [w for w in args.rows.split(",") if w] or [""]
+    rows = [r for r in ROWS if any(w in r.config for w in words)]
     machine = machine_info()
     print(f"# {machine['cpu']}, {machine['cores']} cores, JAX {machine['jax']} ({machine['backend']})",
           flush=True)
@@ -166,18 +176,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     if args.write_results:
-        command = "benchmarks/learning.py" + (f" --rows {args.rows}" if args.rows else "")
-        write_results(
-            "## Learning results\n\n"
-            f"Final greedy evaluation of each shipped config, {args.seeds} seeds trained in one "
-            "vmapped program per row (train, then evaluate, compiled together).\n\n"
-            f"- Date: {machine['date']}\n"
-            f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
-            f"backend {machine['backend']}, JAX {machine['jax']}\n"
-            f"- Command: `.venv/bin/python {command} --seeds {args.seeds} --write-results`\n\n"
-            + text
-        )
+        command = ".venv/bin/python benchmarks/learning.py" + (
+            f" --rows {args.rows}" if args.rows else "") + f" --seeds {args.seeds} --write-results"
+        record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+        for r in results:
+            if "final_mean" in r:
+                record[r["config"]] = {**r, "date": machine["date"][:10], "command": command,
+                                       "machine": machine}
+        RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_results(results_section(record))
     return 0
+
+
+def results_section(record: dict) -> str:
+    """The RESULTS.md section: every row, from its latest recorded run (or "not run")."""
+    rows = [record.get(row.config) or {**row._asdict(), "status": "not run yet"}
+            for row in ROWS]
+    machines = sorted({f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, backend "
+                       f"{m['backend']}, JAX {m['jax']}" for m in
+                       (r["machine"] for r in rows if "machine" in r)})
+    commands = sorted({r["command"] for r in rows if "command" in r})
+    return (
+        "## Learning results\n\n"
+        "Final greedy evaluation of each shipped config: the seeds of a row are trained in one "
+        "vmapped program (train, then evaluate, compiled together); each seed's return is the mean "
+        "of `training.eval_episodes` fresh episodes. Rows were measured with the commands below "
+        "(date in the last column) and are recorded in `benchmarks/learning_results.json`.\n\n"
+        + "".join(f"- Machine: {m}\n" for m in machines)
+        + "".join(f"- Command: `{c}`\n" for c in commands)
+        + "\n" + table(rows) + "\n"
+        + "".join(f"\n- `{config}`: {note}" for config, note in NOTES.items()
+                  if any(r["config"] == config for r in rows))
+    )
 
 
 if __name__ == "__main__":
