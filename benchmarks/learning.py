@@ -37,7 +37,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
+from machine import load_average, machine_info  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -70,6 +70,8 @@ ROWS = [
     Row("Breakout-MinAtar", "a2c", "configs/breakout_minatar_a2c.yaml", 15, 10_000_000, "-"),
 ]
 
+MIN_SEEDS = 8  # a row's result counts with at least this many seeds
+
 # What was tried for rows that miss (or needed tuning), printed under the table.
 NOTES: dict[str, str] = {}
 
@@ -101,7 +103,9 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
     final = np.asarray(final, np.float64)
     return {
         **result,
-        "status": "reached" if final.mean() >= row.target else "missed",
+        "status": ("reached" if final.mean() >= row.target else "missed")
+        + (f" ({seeds} seed{'s' * (seeds > 1)} only)" if seeds < MIN_SEEDS else ""),
+        "load_average": load_average(),
         "env_steps": trainer.derived.env_steps,
         "eval_episodes": config.training.eval_episodes,
         "final_mean": float(final.mean()),
@@ -130,9 +134,14 @@ def table(results: list[dict]) -> str:
             f"| {r['env']} | {r['algorithm']} | `{r['config']}` | {r['env_steps']:,} | {r['seeds']} "
             f"| {r['final_mean']:.1f} ± {r['final_std']:.1f} ({r['final_min']:.1f}) | {r['target']} "
             f"| {r['status']} | {r['compile_s']:.1f} | {r['run_s']:.1f} | {r['steps_per_s'] / 1e3:.0f}k "
-            f"| {r['reference']} | {r.get('date', '-')} |"
+            f"| {r['reference']} | {r.get('date', '-')}{_load(r)} |"
         )
     return "\n".join(lines)
+
+
+def _load(r: dict) -> str:
+    load = r.get("load_average")
+    return f", load {load[0]:.1f}" if load else ""
 
 
 def write_results(text: str) -> None:
