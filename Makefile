@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow clean
+.PHONY: install train test test-slow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Train the default config (configs/cartpole_a2c.yaml) with progress; the run directory goes
+# to runs/. Options pass through ARGS, e.g. make train ARGS="--seeds 4".
+train: $(STAMP)
+	$(BIN)/pgjax train $(ARGS)
 
 # Fast suite (unit tests, doctests, README examples, CI-sized learning tests).
 test: $(STAMP)

@@ -1,0 +1,147 @@
+"""Learning curves and episode animations for the ``pgjax`` command (host layer).
+
+Curves are drawn with matplotlib's Agg backend (no display needed): the mean over seeds of
+each chunk's episode return against env steps, a band of one standard deviation, and a dashed
+line at the environment's solve threshold where it has one (:data:`SOLVE_THRESHOLDS`).
+:func:`render_episode` draws one episode through gymnax's visualiser.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+# Gym's registered reward thresholds ("solved") for the gymnax envs that have one, at their
+# default episode length. Pendulum and the MinAtar games have none.
+SOLVE_THRESHOLDS = {
+    "CartPole-v1": 475.0,
+    "Acrobot-v1": -100.0,
+    "MountainCar-v0": -110.0,
+    "MountainCarContinuous-v0": 90.0,
+}
+
+# Environments gymnax's Visualizer draws (gymnax/visualize/visualizer.py); the classic-control
+# ones go through gymnasium's renderer, which needs pygame.
+_GYM_DRAWN = ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
+              "MountainCarContinuous-v0")
+_OTHERS_DRAWN = ("Catch-bsuite", "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar",
+                 "Seaquest-MinAtar", "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
+                 "MetaMaze-misc", "FourRooms-misc")
+RENDERABLE = _GYM_DRAWN + _OTHERS_DRAWN
+
+
+class Curve(NamedTuple):
+    """One learning curve: ``returns[s, c]`` of seed ``s`` after chunk ``c``.
+
+    ``returns`` is NaN for a chunk in which a seed finished no episode.
+    """
+
+    label: str
+    env_steps: np.ndarray  # [C] env steps per seed at the end of each chunk
+    returns: np.ndarray  # [S, C]
+
+
+def solve_threshold(env_name: str, env_params: Sequence[tuple[str, Any]] = ()) -> float | None:
+    """The return at which ``env_name`` counts as solved, or None.
+
+    None as well when ``env_params`` changes the episode length, since the threshold assumes
+    the default one.
+    """
+    if any(name == "max_steps_in_episode" for name, _ in env_params):
+        return None
+    return SOLVE_THRESHOLDS.get(env_name)
+
+
+def read_curve(metrics_csv: str | os.PathLike, label: str = "") -> Curve:
+    """Reads the episode-return curve from a run's ``metrics.csv``."""
+    by_chunk: dict[int, dict[int, float]] = {}
+    steps: dict[int, int] = {}
+    with open(metrics_csv, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            chunk = int(row["chunk"])
+            by_chunk.setdefault(chunk, {})[int(row["seed"])] = float(row["episode_return"])
+            steps[chunk] = int(row["env_steps"])
+    chunks = sorted(by_chunk)
+    seeds = sorted({s for values in by_chunk.values() for s in values})
+    returns = np.full((len(seeds), len(chunks)), np.nan)
+    for c, chunk in enumerate(chunks):
+        for s, seed in enumerate(seeds):
+            returns[s, c] = by_chunk[chunk].get(seed, np.nan)
+    return Curve(label, np.array([steps[c] for c in chunks], dtype=np.int64), returns)
+
+
+def _pyplot():
+    import matplotlib  # noqa: PLC0415  (deferred: matplotlib takes a second to import)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
+
+
+def plot_curves(curves: Sequence[Curve], path: str | os.PathLike, *, title: str = "",
+                threshold: float | None = None) -> None:
+    """Draws every curve's mean +- std over seeds on one axis and saves a PNG to ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    try:
+        for curve in curves:
+            with warnings.catch_warnings():  # chunks in which no seed finished an episode
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(curve.returns, axis=0)
+                std = np.nanstd(curve.returns, axis=0)
+            seeds = curve.returns.shape[0]
+            label = f"{curve.label} ({seeds} seed{'s' if seeds != 1 else ''})".strip()
+            (line,) = ax.plot(curve.env_steps, mean, marker="." if len(mean) < 30 else None,
+                              label=label)
+            if seeds > 1:
+                ax.fill_between(curve.env_steps, mean - std, mean + std, alpha=0.2,
+                                color=line.get_color(), linewidth=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1,
+                       label=f"solved ({threshold:g})")
+        ax.set_xlabel("env steps per seed")
+        ax.set_ylabel("episode return (mean ± std over seeds)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+        fig.tight_layout()
+        tmp = f"{os.fspath(path)}.tmp.png"
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)  # a reader never sees half a PNG
+    finally:
+        plt.close(fig)
+
+
+def render_problem(env_name: str) -> str | None:
+    """Why gymnax's visualiser cannot draw ``env_name`` here, or None if it can."""
+    if env_name not in RENDERABLE:
+        return (f"gymnax's visualiser cannot draw {env_name}; it draws "
+                f"{', '.join(RENDERABLE)}")
+    if env_name in _GYM_DRAWN and importlib.util.find_spec("pygame") is None:
+        return (f"drawing {env_name} needs pygame (gymnasium's classic-control renderer), "
+                "which is not installed: pip install pygame")
+    return None
+
+
+def render_episode(env: Any, env_params: Any, states: Sequence[Any], returns: Sequence[float],
+                   path: str | os.PathLike) -> None:
+    """Animates one episode with gymnax's ``Visualizer`` and saves it (a GIF for ``.gif``).
+
+    Args:
+      env: the gymnax environment (``pgjax.envs.Env.env``).
+      env_params: its params.
+      states: the env state before each step, one per frame.
+      returns: the return so far at each frame, shown in the title.
+      path: where to write the animation.
+    """
+    _pyplot()
+    from gymnax.visualize import Visualizer  # noqa: PLC0415
+
+    Visualizer(env, env_params, list(states), list(returns)).animate(os.fspath(path))

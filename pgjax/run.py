@@ -1,0 +1,641 @@
+"""The host loop behind ``pgjax train``: compiled chunks, run directories, checkpoints, resume.
+
+A run trains ``S = training.num_seeds`` seeds as one program. Seed ``i`` uses
+``key_i = jax.random.split(jax.random.key(training.seed), S)[i]`` and
+``train_key, eval_key = jax.random.split(key_i)`` (as ``benchmarks/learning.py`` does):
+``init(train_key)``, then ``derived.num_chunks`` calls of one compiled chunk,
+``vmap(lax.scan(update))`` over ``derived.updates_per_chunk`` updates, and finally
+``evaluate(state, eval_key)``. Between chunks, and only there, the host draws progress, appends
+to ``metrics.csv`` and saves a checkpoint. The run directory holds::
+
+    config.yaml    the fully resolved config (what --resume and pgjax eval read)
+    metrics.csv    one row per chunk per seed, appended and flushed as the run goes
+    curve.png      episode return (mean ± std over seeds) against env steps
+    summary.json   final evaluation, timings, status
+    checkpoints/   orbax: chunk_<k>/ for the latest chunk and for the best (by mean return)
+
+A checkpoint holds the whole vmapped ``TrainState`` (PRNG keys as raw key data) and the host's
+progress, so ``--resume`` continues exactly: the same compiled chunk on the same bits, ending
+with bit-identical parameters and metrics (on one backend). Rows of ``metrics.csv`` past the
+latest checkpoint are dropped on resume.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any computation)
+from pgjax.config import Config, ConfigError, apply_overrides, config_to_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = "configs/cartpole_a2c.yaml"
+RUN_FILES = ("config.yaml", "metrics.csv", "curve.png", "summary.json", "checkpoints")
+FIXED_COLUMNS = ("chunk", "seed", "update", "env_steps", "wall_s")
+_EPISODE = ("episode_return", "episode_length", "episode_count")  # weighted by episode count
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class RunError(Exception):
+    """Command input or a run directory that a person must fix: one line, exit code 2."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+def say(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}"
+
+
+# ------------------------------------------------------------------ config and validation
+def resolve_config_path(path: str | None) -> Path:
+    """CONFIG as given, or relative to the repository root when it is not under the cwd."""
+    given = Path(path or DEFAULT_CONFIG)
+    if not given.is_absolute() and not given.exists() and (ROOT / given).exists():
+        return ROOT / given
+    return given
+
+
+def read_config(path: Path, overrides: list[str], seeds: int | None) -> Config:
+    """Loads a YAML config and applies ``--set`` overrides and ``--seeds``."""
+    config = load_config(path)
+    extra = [] if seeds is None else [f"training.num_seeds={seeds}"]
+    return apply_overrides(config, [*overrides, *extra])
+
+
+def config_diff(old: Config, new: Config) -> list[str]:
+    """``section.key (old -> new)`` for every key where the two configs differ."""
+    a, b = config_to_dict(old), config_to_dict(new)
+    return [f"{section}.{key} ({a[section][key]!r} -> {b[section][key]!r})"
+            for section in a for key in a[section] if a[section][key] != b[section][key]]
+
+
+def build_trainer(config: Config):
+    """``make_train(config)``, with env and action-space problems raised as ConfigError."""
+    import gymnax  # noqa: PLC0415  (deferred: seconds to import)
+
+    from pgjax.envs import make_env  # noqa: PLC0415
+    from pgjax.train import make_train  # noqa: PLC0415
+
+    name = config.env.name
+    valid = list(gymnax.registered_envs)
+    if name not in valid:
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"env.name={name!r}: unknown environment; {hint}"
+                          f"valid names: {', '.join(valid)} (see pgjax envs)")
+    try:
+        env = make_env(name, **dict(config.env.params))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"env.params={dict(config.env.params)!r}: {e}") from e
+    spec = env.spec
+    if config.network.cnn and len(spec.obs_shape) != 3:
+        raise ConfigError(f"network.cnn=True: needs image observations [H, W, C]; {name} has "
+                          f"obs_shape {spec.obs_shape}; use network.cnn=false")
+    if not spec.discrete and len(spec.action_space.shape) != 1:
+        raise ConfigError(f"env.name={name!r}: action shape {spec.action_space.shape} is not "
+                          "supported; pgjax handles discrete and 1-D continuous actions")
+    return make_train(config, env=env)
+
+
+def check_memory(config: Config, env, seeds: int) -> str | None:
+    """Refuses a run whose buffers would not fit; returns a line to print, or None."""
+    try:
+        from pgjax import memory  # noqa: PLC0415  (written alongside; optional until then)
+    except ImportError:
+        return None
+    estimate = memory.estimate_memory(config, seeds=seeds, env=env).total_bytes
+    limit = memory.available_memory()
+    t, a = config.training, config.algorithm
+    if estimate > limit:
+        raise ConfigError(
+            f"training.num_envs={t.num_envs}: with algorithm.n_steps={a.n_steps} and {seeds} "
+            f"seed(s) the estimated memory is {_fmt_bytes(estimate)}, over the "
+            f"{_fmt_bytes(limit)} available; lower training.num_envs, algorithm.n_steps or --seeds")
+    return f"memory estimate {_fmt_bytes(estimate)} of {_fmt_bytes(limit)} available"
+
+
+# ------------------------------------------------------------------ run directory
+def choose_run_dir(config_path: Path, out: str | None, force: bool) -> Path:
+    """The directory a new run will use; checked, not created."""
+    if out is None:
+        base = Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, i = base, 1
+        while path.exists():
+            i += 1
+            path = base.with_name(f"{base.name}-{i}")
+        return path
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {out}: exists and is not a directory")
+    if path.exists() and any(path.iterdir()) and not force:
+        raise RunError(f"--out {out}: the directory exists and is not empty; pass --force to "
+                       f"replace its run files, or --resume {out} to continue its run")
+    return path
+
+
+def create_run_dir(path: Path, force: bool) -> None:
+    if force and path.is_dir():
+        for name in RUN_FILES:
+            target = path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes JSON atomically: a temporary file, then ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class MetricsFile:
+    """``metrics.csv``: one row per chunk per seed, flushed and fsynced after every chunk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate(self, last_chunk: int) -> None:
+        """Drops rows of chunks after ``last_chunk`` (reported, but not checkpointed)."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= last_chunk]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(keep)
+        os.replace(tmp, self.path)
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            if new:
+                writer.writeheader()
+            writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()}
+                             for r in rows)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def chunk_rows(metrics: dict[str, np.ndarray], *, chunk: int, update: int, env_steps: int,
+               wall_s: float) -> list[dict[str, Any]]:
+    """One row per seed: per-chunk means of the update metrics (``[S, U]`` arrays).
+
+    ``episode_return`` and ``episode_length`` are averaged over the episodes that ended in the
+    chunk (NaN when none did), and ``episode_count`` is their number.
+    """
+    count = metrics["episode_count"].astype(np.float64)
+    rows = []
+    for s in range(count.shape[0]):
+        row: dict[str, Any] = dict(chunk=chunk, seed=s, update=update, env_steps=env_steps,
+                                   wall_s=round(wall_s, 3))
+        n = count[s].sum()
+        for name in (*_EPISODE, *sorted(set(metrics) - set(_EPISODE))):
+            values = metrics[name][s].astype(np.float64)
+            if name == "episode_count":
+                row[name] = int(n)
+            elif name in _EPISODE:
+                row[name] = float((values * count[s]).sum() / n) if n > 0 else math.nan
+            else:
+                row[name] = float(values.mean())
+        rows.append(row)
+    return rows
+
+
+def first_non_finite(metrics: dict[str, np.ndarray], finite_params: np.ndarray,
+                     first_update: int) -> str | None:
+    """Names the earliest non-finite metric (update, seed), or non-finite params; else None."""
+    found = None
+    for name, values in metrics.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            u = int(np.argmax(bad.any(axis=0)))
+            if found is None or u < found[0]:
+                found = (u, name, int(np.argmax(bad[:, u])))
+    if found is not None:
+        u, name, seed = found
+        return f"non-finite {name} in update {first_update + u + 1} (seed {seed})"
+    if not finite_params.all():
+        seed = int(np.argmin(finite_params))
+        return (f"non-finite parameters after update {first_update + metrics_len(metrics)} "
+                f"(seed {seed})")
+    return None
+
+
+def metrics_len(metrics: dict[str, np.ndarray]) -> int:
+    return next(iter(metrics.values())).shape[1]
+
+
+# ------------------------------------------------------------------ checkpoints
+def _is_key(x) -> bool:
+    import jax  # noqa: PLC0415
+
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+class Checkpoints:
+    """Orbax checkpoints of a run: ``checkpoints/chunk_<k>``, the latest and the best.
+
+    Each holds ``state`` (the vmapped TrainState with PRNG keys stored as key data) and
+    ``progress`` (host-side JSON). Orbax writes a step into a temporary directory and renames
+    it when complete, so an interrupted save leaves the previous checkpoints intact.
+    """
+
+    def __init__(self, directory: Path):
+        import orbax.checkpoint as ocp  # noqa: PLC0415
+        from orbax.checkpoint import checkpoint_managers as policy  # noqa: PLC0415
+
+        self._ocp = ocp
+
+        def best(metrics):
+            return metrics["mean_return"]
+
+        options = ocp.CheckpointManagerOptions(
+            enable_async_checkpointing=False, step_prefix="chunk", best_fn=best,
+            best_mode="max",
+            preservation_policy=policy.AnyPreservationPolicy(
+                [policy.LatestN(n=1), policy.BestN(get_metric_fn=best, n=1)]))
+        self._manager = ocp.CheckpointManager(directory.absolute(), options=options)
+
+    def latest(self) -> int | None:
+        return self._manager.latest_step()
+
+    def best(self) -> int | None:
+        return self._manager.best_step()
+
+    def save(self, chunk: int, state: Any, progress: dict, mean_return: float) -> None:
+        import jax  # noqa: PLC0415
+
+        saved = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+        ocp = self._ocp
+        metric = mean_return if math.isfinite(mean_return) else -1e30
+        self._manager.save(chunk, metrics={"mean_return": metric}, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(saved), progress=ocp.args.JsonSave(progress)))
+        self._manager.wait_until_finished()
+
+    def restore(self, chunk: int, abstract_state: Any) -> tuple[Any, dict]:
+        import jax  # noqa: PLC0415
+
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+        def target(a):
+            a = jax.eval_shape(jax.random.key_data, a) if _is_key(a) else a
+            return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device)
+
+        ocp = self._ocp
+        out = self._manager.restore(chunk, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(jax.tree.map(target, abstract_state)),
+            progress=ocp.args.JsonRestore()))
+        state = jax.tree.map(lambda x, a: jax.random.wrap_key_data(x) if _is_key(a) else x,
+                             out.state, abstract_state)
+        return state, dict(out.progress)
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+# ------------------------------------------------------------------ compiled programs
+class Programs(NamedTuple):
+    """The compiled pieces of a run, all vmapped over seeds."""
+
+    keys: Any  # [S] seed keys
+    abstract: Any  # shapes and dtypes of the vmapped TrainState
+    init: Callable | None  # keys -> states
+    chunk: Callable | None  # states -> (states, metrics [S, U], params finite [S])
+    evaluate: Callable | None  # (states, keys) -> returns [S, E]
+    compile_s: float
+
+
+def seed_keys(config: Config, seeds: int):
+    """The ``[S]`` per-seed keys; seed ``i`` trains with ``split(key_i)[0]``, evaluates with ``[1]``."""
+    import jax  # noqa: PLC0415
+
+    return jax.random.split(jax.random.key(config.training.seed), seeds)
+
+
+def _vmapped_init(trainer):
+    """``(keys [S], hparams) -> TrainState [S]``; hparams is an argument, not a constant, so
+    runs that differ only in float hyperparameters share one compiled program."""
+    import jax  # noqa: PLC0415
+
+    def init(key, hparams):
+        return trainer.init(jax.random.split(key)[0], hparams)
+
+    return jax.vmap(init, in_axes=(0, None))
+
+
+def abstract_state(trainer, seeds: int):
+    """Shapes and dtypes of the vmapped TrainState of ``seeds`` seeds (nothing is computed)."""
+    import jax  # noqa: PLC0415
+
+    return jax.eval_shape(_vmapped_init(trainer), seed_keys(trainer.config, seeds),
+                          trainer.hparams)
+
+
+def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = True) -> Programs:
+    """Lowers and compiles init, the chunk and evaluate (evaluate only, without ``train``)."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    keys = seed_keys(trainer.config, seeds)
+    init = _vmapped_init(trainer)
+
+    def chunk(state):
+        def body(s, _):
+            return trainer.update(s)
+
+        state, metrics = jax.lax.scan(body, state, None, length=trainer.derived.updates_per_chunk)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p))
+                                    for p in jax.tree.leaves(state.params)]))
+        return state, metrics, finite
+
+    def evaluate(state, key):
+        return trainer.evaluate(state, jax.random.split(key)[1], greedy=greedy)
+
+    abstract = jax.eval_shape(init, keys, trainer.hparams)
+    start = time.perf_counter()
+    compiled_eval = None
+    if trainer.config.training.eval_episodes > 0 or not train:
+        compiled_eval = jax.jit(jax.vmap(evaluate)).lower(abstract, keys).compile()
+    compiled_init = compiled_chunk = None
+    if train:
+        lowered_init = jax.jit(init).lower(keys, trainer.hparams).compile()
+
+        def compiled_init(k):
+            return lowered_init(k, trainer.hparams)
+
+        compiled_chunk = jax.jit(jax.vmap(chunk), donate_argnums=0).lower(abstract).compile()
+    return Programs(keys, abstract, compiled_init, compiled_chunk, compiled_eval,
+                    time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------ progress and signals
+class Display:
+    """Progress between chunks: a live rich bar on a terminal, a plain line per chunk otherwise.
+
+    The bar's second line keeps elapsed time and ETA ticking while a chunk runs.
+    """
+
+    def __init__(self, label: str, total_steps: int, chunks: int, done_steps: int,
+                 elapsed: float):
+        self.label, self.total, self.chunks = label, total_steps, chunks
+        self._steps, self._chunk, self._rate, self._return = done_steps, 0, None, math.nan
+        self._elapsed, self._eta, self._since = elapsed, None, time.perf_counter()
+        self._bar = None
+        if sys.stdout.isatty():
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn  # noqa
+            from rich.progress import TextColumn  # noqa: PLC0415
+            from rich.text import Text  # noqa: PLC0415
+
+            display = self
+
+            class _Progress(Progress):
+                def get_renderables(self):
+                    yield self.make_tasks_table(self.tasks)
+                    yield Text(display.stats(live=True))
+
+            self._bar = _Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  BarColumn(bar_width=30), TaskProgressColumn(),
+                                  TextColumn("{task.fields[chunk]}"))
+            self._task = self._bar.add_task(label, total=total_steps, completed=done_steps,
+                                            chunk="")
+            self._bar.start()
+
+    def stats(self, live: bool = False) -> str:
+        now = time.perf_counter() - self._since if live else 0.0
+        elapsed = self._elapsed + now
+        eta = "-" if self._eta is None else _fmt_time(self._eta - now)
+        rate = "-" if self._rate is None else _fmt_rate(self._rate)
+        ret = "-" if not math.isfinite(self._return) else f"{self._return:.1f}"
+        return (f"{self._steps:,}/{self.total:,} env steps  {rate} steps/s  return {ret}  "
+                f"elapsed {_fmt_time(elapsed)}  ETA {eta}")
+
+    def print(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(message, highlight=False, markup=False, soft_wrap=True)
+        else:
+            say(message)
+
+    def update(self, *, chunk: int, steps: int, rate: float, mean_return: float,
+               elapsed: float, eta: float) -> None:
+        self._chunk, self._steps, self._rate, self._return = chunk, steps, rate, mean_return
+        self._elapsed, self._eta, self._since = elapsed, eta, time.perf_counter()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=steps, chunk=f"chunk {chunk}/{self.chunks}")
+        else:
+            say(f"{self.label} chunk {chunk}/{self.chunks} | {self.stats()}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag read between chunks; a second SIGINT aborts at once."""
+
+    def __init__(self, display: Display):
+        self.signum: int | None = None
+        self._display = display
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self._display.print(f"{signal.Signals(signum).name}: finishing the current chunk and "
+                            "saving a checkpoint (Ctrl-C again to abort)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+
+
+# ------------------------------------------------------------------ the loop
+class Result(NamedTuple):
+    status: str  # "complete", "interrupted" or "diverged"
+    exit_code: int
+    summary: dict
+
+
+def _stop_after() -> int | None:
+    value = os.environ.get("PGJAX_STOP_AFTER_CHUNKS")  # test hook: act as if Ctrl-C came
+    return int(value) if value else None
+
+
+def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
+              memory_note: str | None = None) -> Result:
+    """Trains (or continues) the run in ``directory`` whose config.yaml is written."""
+    import jax  # noqa: PLC0415
+
+    config, derived = trainer.config, trainer.derived
+    seeds = config.training.num_seeds
+    checkpoints = Checkpoints(directory / "checkpoints")
+    metrics_file = MetricsFile(directory / "metrics.csv")
+    if memory_note:
+        say(memory_note)
+    say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
+        f"{derived.num_chunks} chunks of {derived.updates_per_chunk} updates "
+        f"({derived.steps_per_update:,} env steps each)")
+    programs = compile_programs(trainer, seeds)
+    say(f"compiled in {programs.compile_s:.1f} s")
+    latest = checkpoints.latest() if resumed else None
+    if latest is None:
+        state, done, elapsed = programs.init(programs.keys), 0, 0.0
+        metrics_file.truncate(0)
+    else:
+        state, progress = checkpoints.restore(latest, programs.abstract)
+        if progress.get("config") != config_to_dict(config):
+            raise RunError(f"--resume {directory}: config.yaml differs from the checkpoint's "
+                           "config; restore the run's config.yaml")
+        done, elapsed = int(progress["chunk"]), float(progress["elapsed_s"])
+        metrics_file.truncate(done)
+        say(f"resuming after chunk {done}/{derived.num_chunks} "
+            f"({done * derived.updates_per_chunk * derived.steps_per_update:,} env steps)")
+    steps_of = derived.updates_per_chunk * derived.steps_per_update
+    display = Display(label, derived.env_steps, derived.num_chunks, done * steps_of, elapsed)
+    status, message, session_steps, session_s = "complete", "", 0, 0.0
+    stop_after, ran = _stop_after(), 0
+    try:
+        with StopRequest(display) as stop:
+            for chunk in range(done + 1, derived.num_chunks + 1):
+                start = time.perf_counter()
+                new_state, metrics, finite = programs.chunk(state)
+                metrics, finite = jax.device_get((metrics, finite))
+                first_update = (chunk - 1) * derived.updates_per_chunk
+                update = chunk * derived.updates_per_chunk
+                wall = elapsed + session_s + (time.perf_counter() - start)
+                rows = chunk_rows(metrics, chunk=chunk, update=update,
+                                  env_steps=update * derived.steps_per_update, wall_s=wall)
+                metrics_file.append(rows)
+                problem = first_non_finite(metrics, np.asarray(finite), first_update)
+                if problem:
+                    status = "diverged"
+                    kept = checkpoints.latest()
+                    message = (f"training stopped: {problem}; kept the last finite checkpoint "
+                               + (f"(chunk {kept})" if kept else "(none: the first chunk failed)"))
+                    break
+                state = new_state
+                returns = np.array([r["episode_return"] for r in rows])
+                mean_return = float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan
+                checkpoints.save(chunk, state, {
+                    "chunk": chunk, "elapsed_s": wall, "config": config_to_dict(config)},
+                    mean_return)
+                session_s += time.perf_counter() - start
+                session_steps += steps_of * seeds
+                rate = session_steps / max(session_s, 1e-9)
+                eta = (derived.num_chunks - chunk) * steps_of * seeds / max(rate, 1e-9)
+                display.update(chunk=chunk, steps=update * derived.steps_per_update, rate=rate,
+                               mean_return=mean_return, elapsed=wall, eta=eta)
+                done, ran = chunk, ran + 1
+                if chunk < derived.num_chunks and (stop.signum or ran == stop_after):
+                    status = "interrupted"
+                    signum = stop.signum or signal.SIGINT
+                    message = (f"{signal.Signals(signum).name}: stopped after chunk {chunk}/"
+                               f"{derived.num_chunks}, checkpoint saved; resume with: "
+                               f"pgjax train --resume {directory}")
+                    break
+    finally:
+        display.close()
+    elapsed += session_s
+    summary = _summarise(directory, trainer, programs, state if status == "complete" else None,
+                         status=status, chunks_done=done, wall_s=elapsed,
+                         session=(session_steps, session_s), checkpoints=checkpoints)
+    checkpoints.close()
+    if message:
+        say(message)
+    code = {"complete": 0, "diverged": 1}.get(status)
+    if code is None:
+        code = EXIT_SIGNAL[stop.signum or signal.SIGINT]
+    return Result(status, code, summary)
+
+
+def _summarise(directory: Path, trainer, programs: Programs, final_state, *, status: str,
+               chunks_done: int, wall_s: float, session: tuple[int, float],
+               checkpoints: Checkpoints) -> dict:
+    """Evaluates a finished run, draws curve.png, writes summary.json and prints a summary."""
+    import jax  # noqa: PLC0415
+
+    from pgjax import plot  # noqa: PLC0415
+
+    config, derived = trainer.config, trainer.derived
+    seeds = config.training.num_seeds
+    summary: dict[str, Any] = {
+        "status": status, "env": config.env.name, "algorithm": config.algorithm.name,
+        "seeds": seeds, "chunks_done": chunks_done, "num_chunks": derived.num_chunks,
+        "env_steps_per_seed": chunks_done * derived.updates_per_chunk * derived.steps_per_update,
+        "total_env_steps_per_seed": derived.env_steps, "wall_s": round(wall_s, 3),
+        "compile_s": round(programs.compile_s, 3),
+        "steps_per_s": round(session[0] / session[1], 1) if session[1] > 0 else None,
+        "latest_checkpoint": checkpoints.latest(), "best_checkpoint": checkpoints.best(),
+    }
+    metrics_csv = directory / "metrics.csv"
+    curve = plot.read_curve(metrics_csv, label=config.algorithm.name) if metrics_csv.exists() \
+        else None
+    if curve is not None and curve.returns.size:
+        last = curve.returns[:, -1]
+        summary["final_train_return_mean"] = float(np.nanmean(last)) if np.isfinite(last).any() \
+            else None
+        summary["final_train_return_std"] = float(np.nanstd(last)) if np.isfinite(last).any() \
+            else None
+        threshold = plot.solve_threshold(config.env.name, config.env.params)
+        plot.plot_curves([curve], directory / "curve.png", threshold=threshold,
+                         title=f"{config.env.name}, {config.algorithm.name}")
+    lines = [f"{status}: {config.env.name} {config.algorithm.name}, {seeds} seed(s), "
+             f"{summary['env_steps_per_seed']:,}/{derived.env_steps:,} env steps per seed"]
+    if final_state is not None and programs.evaluate is not None:
+        returns = np.asarray(jax.device_get(programs.evaluate(final_state, programs.keys)),
+                             np.float64).mean(axis=1)
+        summary.update(eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
+                       eval_returns=returns.tolist(),
+                       eval_episodes=config.training.eval_episodes)
+        lines.append(f"final greedy evaluation: {returns.mean():.1f} ± {returns.std():.1f} over "
+                     f"{seeds} seed(s) ({config.training.eval_episodes} episodes each)")
+    rate = summary["steps_per_s"]
+    lines.append(f"wall time {wall_s:.1f} s, compile {programs.compile_s:.1f} s"
+                 + (f", {rate:,.0f} env steps/s (all seeds)" if rate else ""))
+    lines.append(f"run directory: {directory}")
+    write_json(directory / "summary.json", summary)
+    for line in lines:
+        say(line)
+    return summary

@@ -1,0 +1,234 @@
+"""`pgjax train`, `eval`, `compare` and `render` end to end, in subprocesses, with a tiny config.
+
+Every run here shares one compilation-cache directory and one set of compiled programs: the
+tiny config's chunk program depends on updates_per_chunk (31), not on num_chunks, and the
+float hyperparameters (learning rates, gamma) are arguments, not constants. So only the first
+run compiles (the cache test checks that), and the rest start in a few seconds.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede gymnax)
+import jax
+import numpy as np
+import pytest
+
+from pgjax import run
+from pgjax.config import load_config, save_config
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY = ["--set", "training.num_envs=4", "--set", "training.eval_episodes=4",
+        "--set", "training.total_env_steps=3968", "--set", "training.num_chunks=4", "--seeds", "2"]
+# 31 updates of 4 envs x 8 steps per chunk, as in TINY, but 8 chunks.
+EIGHT_CHUNKS = [*TINY[:4], "--set", "training.total_env_steps=7936",
+                "--set", "training.num_chunks=8", "--seeds", "2"]
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGJAX_")}
+    return {**env, **extra}
+
+
+def pgjax_run(cache, cwd, *args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "pgjax.cli", "--cache-dir", str(cache), *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env or _env())
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_wall(table):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in table]
+
+
+def restore_latest(directory):
+    config = load_config(directory / "config.yaml")
+    trainer = run.build_trainer(config)
+    checkpoints = run.Checkpoints(directory / "checkpoints")
+    step = checkpoints.latest()
+    state, progress = checkpoints.restore(step, run.abstract_state(trainer, 2))
+    checkpoints.close()
+    return step, state, progress
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture(scope="module")
+def reference(cache, work):
+    """One uninterrupted tiny run, the first to compile into the empty cache."""
+    out = pgjax_run(cache, work, "train", *TINY, "--out", "ref")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work / "ref", out
+
+
+def test_train_writes_the_run_directory(reference):
+    directory, out = reference
+    assert sorted(p.name for p in directory.iterdir()) == sorted(run.RUN_FILES)
+    assert (directory / "curve.png").read_bytes()[:8] == PNG
+    table = rows(directory / "metrics.csv")
+    assert [(int(r["chunk"]), int(r["seed"])) for r in table] == [
+        (c, s) for c in (1, 2, 3, 4) for s in (0, 1)]
+    assert [int(r["env_steps"]) for r in table[::2]] == [992, 1984, 2976, 3968]
+    assert [int(r["update"]) for r in table[::2]] == [31, 62, 93, 124]
+    for name in ("episode_return", "episode_length", "episode_count", "loss", "wall_s"):
+        assert all(np.isfinite(float(r[name])) for r in table), name
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["chunks_done"] == 4
+    assert summary["seeds"] == 2 and len(summary["eval_returns"]) == 2
+    assert summary["latest_checkpoint"] == 4
+    config = load_config(directory / "config.yaml")
+    assert config.training.num_envs == 4 and config.training.num_seeds == 2
+    assert "chunk 4/4" in out.stdout and "final greedy evaluation" in out.stdout
+    assert f"{summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}" in out.stdout
+
+
+def test_eval_reproduces_the_final_evaluation(reference, cache, work):
+    directory, _ = reference
+    summary = json.loads((directory / "summary.json").read_text())
+    out = pgjax_run(cache, work, "eval", "ref")
+    assert out.returncode == 0, out.stderr[-3000:]
+    mean, std = summary["eval_return_mean"], summary["eval_return_std"]
+    assert f"greedy return {mean:.1f} ± {std:.1f} over 2 seed(s), 4 episodes each" in out.stdout
+
+
+def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
+    ref_dir, ref_out = reference
+    out = pgjax_run(cache, work, "train", *TINY, "--out", "cut",
+                    env=_env(PGJAX_STOP_AFTER_CHUNKS="2"))
+    assert out.returncode == 130, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "pgjax train --resume cut" in out.stdout
+    directory = work / "cut"
+    assert [p.name for p in (directory / "checkpoints").iterdir()] == ["chunk_2"]
+    assert len(rows(directory / "metrics.csv")) == 4
+    assert json.loads((directory / "summary.json").read_text())["status"] == "interrupted"
+
+    # The compilation cache: this run found every program compiled by the reference run.
+    cold = json.loads((ref_dir / "summary.json").read_text())["compile_s"]
+    warm = json.loads((directory / "summary.json").read_text())["compile_s"]
+    assert warm < 0.5 * cold, (cold, warm)
+    assert any(p.name.startswith("jit_chunk") for p in cache.iterdir())
+
+    # A row reported after the last checkpoint (a crash between the two) is dropped on resume.
+    with open(directory / "metrics.csv", "a") as f:
+        f.write("3,0,93,2976,9.9,1.0,1.0,1,1.0,1.0,1.0,1.0,1.0\n")
+    out = pgjax_run(cache, work, "train", "--resume", "cut")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "resuming after chunk 2/4" in out.stdout
+    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
+        rows(ref_dir / "metrics.csv"))
+    step, state, progress = restore_latest(directory)
+    ref_step, ref_state, _ = restore_latest(ref_dir)
+    assert step == ref_step == progress["chunk"] == 4
+    leaves = jax.tree.leaves(jax.tree.map(
+        lambda x: jax.random.key_data(x) if run._is_key(x) else x, (state, ref_state)))
+    half = len(leaves) // 2
+    for a, b in zip(leaves[:half], leaves[half:]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    summary = json.loads((directory / "summary.json").read_text())
+    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["eval_returns"] == ref_summary["eval_returns"]
+
+
+def test_sigint_finishes_the_chunk_and_leaves_a_checkpoint(reference, cache, work):
+    command = [sys.executable, "-m", "pgjax.cli", "--cache-dir", str(cache), "train",
+               *EIGHT_CHUNKS, "--out", "sigint"]
+    proc = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if " chunk 1/8 " in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=300)
+    stdout = "".join(seen) + rest
+    assert proc.returncode == 130, stdout[-3000:] + err[-3000:]
+    assert "Traceback" not in err
+    assert "pgjax train --resume sigint" in stdout
+    directory = work / "sigint"
+    step, state, progress = restore_latest(directory)
+    assert 1 <= step < 8 and progress["chunk"] == step
+    assert int(np.asarray(state.update)[0]) == 31 * step
+    assert {int(r["chunk"]) for r in rows(directory / "metrics.csv")} == set(range(1, step + 1))
+    out = pgjax_run(cache, work, "train", "--resume", "sigint")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert len(rows(directory / "metrics.csv")) == 16
+
+
+def test_compare_draws_every_variant(reference, cache, work):
+    ref = (work / "ref" / "config.yaml").read_text()
+    (work / "gamma99.yaml").write_text(ref)
+    (work / "gamma90.yaml").write_text(ref.replace("gamma: 0.99", "gamma: 0.9"))
+    out = pgjax_run(cache, work, "compare", "gamma99.yaml", "gamma90.yaml", "--out", "cmp")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    directory = work / "cmp"
+    assert (directory / "compare.png").read_bytes()[:8] == PNG
+    table = rows(directory / "compare.csv")
+    assert [r["variant"] for r in table] == ["gamma99", "gamma90"]
+    assert [r["seeds"] for r in table] == ["2", "2"]
+    assert len(json.loads((directory / "compare.json").read_text())) == 2
+    for name in ("gamma99", "gamma90"):
+        assert (directory / name / "metrics.csv").exists()
+        assert name in out.stdout
+    # gamma99 is the reference config: the same curve.
+    assert without_wall(rows(directory / "gamma99" / "metrics.csv")) == without_wall(
+        rows(work / "ref" / "metrics.csv"))
+
+
+def test_non_finite_update_stops_training(reference, cache, work):
+    out = pgjax_run(cache, work, "train", *TINY, "--set", "optimizer.actor_lr=1e30",
+                    "--set", "optimizer.critic_lr=1e30", "--out", "nan")
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "training stopped: non-finite" in out.stdout and "in update " in out.stdout
+    summary = json.loads((work / "nan" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["latest_checkpoint"] is None
+
+
+def test_bad_input_is_one_line_and_exit_2(cache, tmp_path):
+    out = pgjax_run(cache, tmp_path, "train", "--set", "algorithm.gamma=1.5", "--out", "x")
+    assert out.returncode == 2
+    assert out.stderr == "pgjax train: error: algorithm.gamma=1.5: must be in (0, 1]\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def _zeros(abstract):
+    if run._is_key(abstract):
+        return jax.random.wrap_key_data(np.zeros(jax.eval_shape(jax.random.key_data, abstract).shape,
+                                                 np.uint32))
+    return np.zeros(abstract.shape, abstract.dtype)
+
+
+def test_render_writes_a_gif(cache, tmp_path):
+    # A checkpoint of an all-zero Catch state (a uniform policy, acting greedily), written
+    # in-process: nothing to train or compile before rendering.
+    config = run.read_config(run.resolve_config_path(None), [
+        "env.name=Catch-bsuite", "training.num_envs=2", "training.eval_episodes=1"], 1)
+    trainer = run.build_trainer(config)
+    directory = tmp_path / "catch"
+    directory.mkdir()
+    save_config(config, directory / "config.yaml")
+    state = jax.tree.map(_zeros, run.abstract_state(trainer, 1))
+    checkpoints = run.Checkpoints(directory / "checkpoints")
+    checkpoints.save(1, state, {"chunk": 1, "elapsed_s": 0.0}, 0.0)
+    checkpoints.close()
+    out = pgjax_run(cache, tmp_path, "render", "catch", "--out", "episode.gif")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (tmp_path / "episode.gif").read_bytes()[:4] == b"GIF8"
+    assert "episode.gif: seed 0" in out.stdout
