@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
 from pgjax.config import ConfigError, apply_overrides, load_config, save_config
-from pgjax.run import RunError
+from pgjax.rundir import RunError
 
 EXAMPLES = """examples:
   pgjax train                                      # configs/cartpole_a2c.yaml, 1 seed
@@ -78,7 +78,7 @@ def setup_cache(args: argparse.Namespace) -> Path | None:
 
 # ------------------------------------------------------------------ commands
 def _train(args: argparse.Namespace) -> int:
-    from pgjax import run  # noqa: PLC0415
+    from pgjax import run, rundir  # noqa: PLC0415
 
     if args.resume:
         if args.out or args.force:
@@ -92,16 +92,17 @@ def _train(args: argparse.Namespace) -> int:
                 raise RunError(f"--resume {directory}: the requested config differs from the "
                                f"run's in {', '.join(diff)}; resume without changes, or start "
                                "a new run")
+        run.check_resume(directory, config)
         trainer = run.build_trainer(config)
         note = run.check_memory(config, trainer.env, config.training.num_seeds)
         say = f"resuming run directory: {directory}"
     else:
         path = run.resolve_config_path(args.config)
         config = run.read_config(path, args.set, args.seeds)
-        directory = run.choose_run_dir(path, args.out, args.force)
+        directory = rundir.choose_run_dir(path, args.out, args.force)
         trainer = run.build_trainer(config)
         note = run.check_memory(config, trainer.env, config.training.num_seeds)
-        run.create_run_dir(directory, args.force)  # only now: everything above is validated
+        rundir.create_run_dir(directory, args.force)  # only now: everything above is validated
         save_config(config, directory / "config.yaml")
         say = f"run directory: {directory}"
     run.say(say)
@@ -118,11 +119,11 @@ def _run_config(directory: Path, flag: str = ""):
 
 def _restore(directory: Path, trainer, which: str):
     """The vmapped TrainState of a run's ``latest`` or ``best`` checkpoint, and its chunk."""
-    from pgjax import run  # noqa: PLC0415
+    from pgjax import run, rundir  # noqa: PLC0415
 
     step = None
     if (directory / "checkpoints").is_dir():
-        checkpoints = run.Checkpoints(directory / "checkpoints")
+        checkpoints = rundir.Checkpoints(directory / "checkpoints")
         step = checkpoints.latest() if which == "latest" else checkpoints.best()
     if step is None:
         raise RunError(f"{directory}: no checkpoint yet; train it first (or resume it)")
@@ -226,7 +227,7 @@ def _episode_fn(trainer, *, greedy: bool):
 def _compare(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
 
-    from pgjax import plot, run  # noqa: PLC0415
+    from pgjax import plot, run, rundir  # noqa: PLC0415
 
     paths = [run.resolve_config_path(c) for c in args.configs]
     configs = [run.read_config(p, args.set, args.seeds) for p in paths]
@@ -254,7 +255,7 @@ def _compare(args: argparse.Namespace) -> int:
     results = []
     for label, path, config, trainer, note in zip(labels, paths, configs, trainers, notes):
         directory = out / label
-        run.create_run_dir(directory, force=True)
+        rundir.create_run_dir(directory, force=True)
         save_config(config, directory / "config.yaml")
         run.say(f"--- {label} ({path})")
         result = run.train_run(directory, trainer, label=label, memory_note=note)

@@ -4,7 +4,6 @@ before anything compiles)."""
 
 import argparse
 import importlib.machinery
-import os
 import pathlib
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import types
 import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede gymnax)
 import pytest
 
-from pgjax import cli, run
+from pgjax import cli, run, rundir
 from pgjax.config import save_config
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
@@ -72,7 +71,7 @@ def test_readme_documents_every_command_and_option():
             for option in action.option_strings:
                 if option not in ("-h", "--help"):
                     assert option in section, f"pgjax {name} {option}"
-    for name in run.RUN_FILES:
+    for name in rundir.RUN_FILES:
         assert name in section, name
 
 

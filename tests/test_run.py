@@ -12,14 +12,13 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede gymnax)
 import jax
 import numpy as np
 import pytest
 
-from pgjax import run
+from pgjax import run, rundir
 from pgjax.config import load_config, save_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -53,7 +52,7 @@ def without_wall(table):
 def restore_latest(directory):
     config = load_config(directory / "config.yaml")
     trainer = run.build_trainer(config)
-    checkpoints = run.Checkpoints(directory / "checkpoints")
+    checkpoints = rundir.Checkpoints(directory / "checkpoints")
     step = checkpoints.latest()
     state, progress = checkpoints.restore(step, run.abstract_state(trainer, 2))
     checkpoints.close()
@@ -80,7 +79,7 @@ def reference(cache, work):
 
 def test_train_writes_the_run_directory(reference):
     directory, out = reference
-    assert sorted(p.name for p in directory.iterdir()) == sorted(run.RUN_FILES)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(rundir.RUN_FILES)
     assert (directory / "curve.png").read_bytes()[:8] == PNG
     table = rows(directory / "metrics.csv")
     assert [(int(r["chunk"]), int(r["seed"])) for r in table] == [
@@ -137,7 +136,7 @@ def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
     ref_step, ref_state, _ = restore_latest(ref_dir)
     assert step == ref_step == progress["chunk"] == 4
     leaves = jax.tree.leaves(jax.tree.map(
-        lambda x: jax.random.key_data(x) if run._is_key(x) else x, (state, ref_state)))
+        lambda x: jax.random.key_data(x) if rundir._is_key(x) else x, (state, ref_state)))
     half = len(leaves) // 2
     for a, b in zip(leaves[:half], leaves[half:]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -209,7 +208,7 @@ def test_bad_input_is_one_line_and_exit_2(cache, tmp_path):
 
 
 def _zeros(abstract):
-    if run._is_key(abstract):
+    if rundir._is_key(abstract):
         return jax.random.wrap_key_data(np.zeros(jax.eval_shape(jax.random.key_data, abstract).shape,
                                                  np.uint32))
     return np.zeros(abstract.shape, abstract.dtype)
@@ -225,7 +224,7 @@ def test_render_writes_a_gif(cache, tmp_path):
     directory.mkdir()
     save_config(config, directory / "config.yaml")
     state = jax.tree.map(_zeros, run.abstract_state(trainer, 1))
-    checkpoints = run.Checkpoints(directory / "checkpoints")
+    checkpoints = rundir.Checkpoints(directory / "checkpoints")
     checkpoints.save(1, state, {"chunk": 1, "elapsed_s": 0.0}, 0.0)
     checkpoints.close()
     out = pgjax_run(cache, tmp_path, "render", "catch", "--out", "episode.gif")
