@@ -115,3 +115,33 @@ def test_bad_input_exits_2(capsys):
     assert bench.main(["--phases", "nope"]) == 2
     assert bench.main(["--algorithm", "a2c", "--set", "algorithm.gamma=2"]) == 2
     assert "algorithm.gamma=2" in capsys.readouterr().err
+
+
+def test_single_env_loop_backprop_matches_finite_differences():
+    """benchmarks/single_env_loop.py's hand-written backprop is the gradient of its loss."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "single_env_loop.py"
+    spec = importlib.util.spec_from_file_location("single_env_loop", path)
+    loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop)
+    rng = np.random.default_rng(0)
+    params = loop.init_params(rng)
+    params[4] = rng.standard_normal(params[4].shape)  # a head large enough for visible gradients
+    obs, actions, adv = rng.standard_normal((5, 4)), rng.integers(0, 2, 5), rng.standard_normal(5)
+    _, grads = loop.loss_and_grads(params, obs, actions, adv)
+    for p, g in zip(params, grads):
+        numeric = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + 1e-6
+            up = loop.loss_and_grads(params, obs, actions, adv)[0]
+            p[idx] = old - 1e-6
+            down = loop.loss_and_grads(params, obs, actions, adv)[0]
+            p[idx] = old
+            numeric[idx] = (up - down) / 2e-6
+        np.testing.assert_allclose(g, numeric, atol=1e-7)
+    # Reward-to-go: G = [1 + .5 + .25, 1 + .5, 1] = [1.75, 1.5, 1], then normalised.
+    g = np.array([1.75, 1.5, 1.0])
+    np.testing.assert_allclose(loop.reward_to_go(np.ones(3), 0.5), (g - g.mean()) / g.std(), rtol=1e-6)

@@ -1,0 +1,263 @@
+"""Time to solve CartPole-v1: wall seconds from make_train to the first greedy evaluation >= 475.
+
+For each shipped config, training runs in chunks as ``pgjax train`` runs it (a jitted
+``lax.scan`` of ``updates_per_chunk`` updates), with ``trainer.evaluate`` (greedy, the mean
+over ``training.eval_episodes`` fresh episodes) after every chunk. The budget is split into
+``--chunks`` chunks (default 50, finer than the command's 20, so the solve time is resolved
+to 1/50 of the budget); the run stops at the first evaluation whose mean is >= 475.
+
+Per seed, in one process, after ``jax.clear_caches()`` so every seed compiles afresh:
+
+* compile: ``make_train`` plus lowering and compiling init, the chunk and the evaluation;
+* train: the chunks' wall time up to the solving evaluation;
+* eval: the evaluations' wall time (reported apart: how often one evaluates is this
+  benchmark's choice); time to solve = compile + train (+ eval, shown too).
+
+Then the same config with ``--batch-seeds`` (default 64) seeds in one vmapped program
+(init, chunk and evaluation vmapped), run until every seed has solved or the budget ends:
+the batch's wall time against the single seed's median (target <= 3x), and the batch's
+per-chunk time against one seed's (how vmap scales).
+
+Usage (from the repository root):
+  .venv/bin/python benchmarks/time_to_solve.py                     # 4 configs, 5 seeds, 64 batched
+  .venv/bin/python benchmarks/time_to_solve.py --configs a2c,ppo --seeds 7
+  .venv/bin/python benchmarks/time_to_solve.py --quick             # a2c, 2 seeds, 8 batched
+  .venv/bin/python benchmarks/time_to_solve.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+import pgjax  # first: its XLA CPU workaround must precede any computation
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from machine import load_average, machine_info  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = ("a2c", "ppo", "reinforce", "reinforce_baseline")
+THRESHOLD = 475.0
+
+
+def _programs(trainer, seeds: int | None):
+    """Compiled init, chunk and evaluate; vmapped over ``seeds`` keys unless None."""
+    k = trainer.derived.updates_per_chunk
+
+    def chunk(state):
+        state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=k)
+        return state, metrics["episode_return"]
+
+    init, run, evaluate = trainer.init, chunk, trainer.evaluate
+    keys = jax.random.split(jax.random.key(0), seeds or 1)
+    if seeds is not None:
+        init, run, evaluate = jax.vmap(init), jax.vmap(run), jax.vmap(evaluate)
+    else:
+        keys = keys[0]
+    abstract = jax.eval_shape(init, keys)
+    return (jax.jit(init).lower(keys).compile(),
+            jax.jit(run, donate_argnums=0).lower(abstract).compile(),
+            jax.jit(evaluate).lower(abstract, keys).compile())
+
+
+def solve(config, seed: int, seeds: int | None) -> dict:
+    """Compiles and trains until solved; ``seeds`` None for one seed, else a vmapped batch."""
+    jax.clear_caches()
+    start = time.perf_counter()
+    trainer = pgjax.make_train(config)
+    init, chunk, evaluate = _programs(trainer, seeds)
+    compile_s = time.perf_counter() - start
+    key = jax.random.key(seed)
+    train_key, eval_key = jax.random.split(key)
+    if seeds is not None:
+        train_key = jax.random.split(train_key, seeds)
+    state = init(train_key)
+    jax.block_until_ready(state)
+    derived = trainer.derived
+    n = 1 if seeds is None else seeds
+    solved_at = np.full(n, -1)
+    solve_train_s = np.full(n, np.nan)
+    solve_eval_s = np.full(n, np.nan)
+    train_s = eval_s = 0.0
+    chunk_times = []
+    for c in range(derived.num_chunks):
+        t = time.perf_counter()
+        state, _ = chunk(state)
+        jax.block_until_ready(state)
+        chunk_times.append(time.perf_counter() - t)
+        train_s += chunk_times[-1]
+        t = time.perf_counter()
+        keys = jax.random.fold_in(eval_key, c)
+        if seeds is not None:
+            keys = jax.random.split(keys, seeds)
+        returns = np.asarray(evaluate(state, keys)).reshape(n, -1).mean(axis=1)
+        eval_s += time.perf_counter() - t
+        new = (returns >= THRESHOLD) & (solved_at < 0)
+        solved_at[new] = c
+        solve_train_s[new], solve_eval_s[new] = train_s, eval_s
+        if (solved_at >= 0).all():
+            break
+    steps_per_chunk = derived.updates_per_chunk * derived.steps_per_update
+    return {
+        "seed": seed,
+        "seeds": n,
+        "compile_s": compile_s,
+        "train_s": train_s,  # all chunks run (until every seed solved, or the budget)
+        "eval_s": eval_s,
+        "chunks_run": len(chunk_times),
+        "chunk_s_median": statistics.median(chunk_times),
+        "steps_per_chunk": steps_per_chunk,
+        "num_chunks": derived.num_chunks,
+        "solved": (solved_at >= 0).tolist(),
+        "solve_env_steps": [int((c + 1) * steps_per_chunk) if c >= 0 else None for c in solved_at],
+        "solve_train_s": [None if np.isnan(x) else float(x) for x in solve_train_s],
+        "solve_eval_s": [None if np.isnan(x) else float(x) for x in solve_eval_s],
+        "load_average": load_average(),
+    }
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return f"{med:.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+def run_config(name: str, seeds: int, batch: int, chunks: int) -> dict:
+    path = ROOT / "configs" / f"cartpole_{name}.yaml"
+    config = pgjax.apply_overrides(pgjax.load_config(path), [f"training.num_chunks={chunks}"])
+    singles = []
+    for seed in range(seeds):
+        r = solve(config, seed, None)
+        singles.append(r)
+        steps = r["solve_env_steps"][0]
+        print(f"  {name} seed {seed}: compile {r['compile_s']:.2f}s, "
+              + (f"solved at {steps} env steps after {r['solve_train_s'][0]:.2f}s training "
+                 f"(+{r['solve_eval_s'][0]:.2f}s eval)" if steps else
+                 f"not solved in {r['chunks_run'] * r['steps_per_chunk']} env steps")
+              + f", load {r['load_average'][0]}", flush=True)
+    batched = solve(config, 0, batch) if batch else None
+    if batched:
+        solved = sum(batched["solved"])
+        print(f"  {name} {batch} seeds vmapped: compile {batched['compile_s']:.2f}s, "
+              f"{solved}/{batch} solved, {batched['chunks_run']} chunks in {batched['train_s']:.2f}s "
+              f"(+{batched['eval_s']:.2f}s eval), load {batched['load_average'][0]}", flush=True)
+    return {"config": str(path.relative_to(ROOT)), "chunks": chunks, "singles": singles,
+            "batched": batched}
+
+
+def summarise(r: dict) -> dict:
+    singles = r["singles"]
+    ok = [s for s in singles if s["solved"][0]]
+    compile_s = [s["compile_s"] for s in singles]
+    total = [s["compile_s"] + s["solve_train_s"][0] for s in ok]
+    total_eval = [s["compile_s"] + s["solve_train_s"][0] + s["solve_eval_s"][0] for s in ok]
+    out = {
+        "solved": f"{len(ok)}/{len(singles)}",
+        "compile": _spread(compile_s),
+        "train": _spread([s["solve_train_s"][0] for s in ok]),
+        "steps": _spread([s["solve_env_steps"][0] / 1e3 for s in ok]),
+        "total": _spread(total),
+        "total_with_eval": _spread(total_eval),
+        "total_median": statistics.median(total) if total else None,
+        "resolution": f"{singles[0]['steps_per_chunk']:,} steps",
+        "chunk_s": statistics.median(s["chunk_s_median"] for s in singles),
+    }
+    b = r["batched"]
+    if b:
+        all_solved = all(b["solved"])
+        batch_total = b["compile_s"] + b["train_s"]
+        out.update(
+            batch_seeds=b["seeds"],
+            batch_solved=f"{sum(b['solved'])}/{b['seeds']}",
+            batch_compile=b["compile_s"],
+            batch_train=b["train_s"],
+            batch_total=batch_total,
+            batch_all_solved=all_solved,
+            batch_over_single=(batch_total / out["total_median"]) if out["total_median"] else None,
+            chunk_ratio=b["chunk_s_median"] / out["chunk_s"],
+            batch_median_seed=statistics.median(
+                [b["compile_s"] + x for x in b["solve_train_s"] if x is not None] or [float("nan")]),
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated algorithms of configs/cartpole_<name>.yaml")
+    parser.add_argument("--seeds", type=int, default=5, help="single-seed runs per config (default 5)")
+    parser.add_argument("--batch-seeds", type=int, default=64,
+                        help="seeds vmapped in one program (default 64; 0 skips)")
+    parser.add_argument("--chunks", type=int, default=50,
+                        help="chunks the budget is split into: the evaluation resolution (default 50)")
+    parser.add_argument("--quick", action="store_true", help="a2c only, 2 seeds, 8 batched")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.configs, args.seeds, args.batch_seeds = "a2c", 2, 8
+    names = [n for n in args.configs.split(",") if n]
+    for n in names:
+        if not (ROOT / "configs" / f"cartpole_{n}.yaml").exists():
+            parser.error(f"--configs: no configs/cartpole_{n}.yaml")
+    if args.seeds < 1 or args.chunks < 1 or args.batch_seeds < 0:
+        parser.error("--seeds and --chunks must be >= 1, --batch-seeds >= 0")
+
+    machine = machine_info()
+    command = " ".join([".venv/bin/python", os.path.relpath(__file__)] + list(argv or sys.argv[1:]))
+    print("# pgjax time to solve CartPole-v1 (first greedy evaluation >= 475)")
+    print(f"date: {machine['date']}")
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
+          f"JAX {machine['jax']} ({machine['backend']}); XLA_FLAGS={machine['xla_flags']}")
+    print(f"load average at start: {machine['load_average']}")
+    print(f"command: {command}\n", flush=True)
+    results = []
+    for name in names:
+        print(f"{name}:", flush=True)
+        results.append(run_config(name, args.seeds, args.batch_seeds, args.chunks))
+    print()
+    print(f"Single seeds ({args.seeds} per config; median [min, max] over the seeds that solved; "
+          "compile includes make_train):\n")
+    print("| config | solved | env steps to 475 (k) | compile s | train s | compile + train s | "
+          "+ eval s | eval resolution | load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    summaries = []
+    for r in results:
+        s = summarise(r)
+        summaries.append(s)
+        loads = [x["load_average"][0] for x in r["singles"]]
+        print(f"| `{r['config']}` | {s['solved']} | {s['steps']} | {s['compile']} | {s['train']} | "
+              f"**{s['total']}** | {s['total_with_eval']} | {s['resolution']} | "
+              f"{min(loads)}-{max(loads)} |")
+    if args.batch_seeds:
+        print(f"\n{args.batch_seeds} seeds in one vmapped program, run until every seed solved "
+              "(or the budget ended):\n")
+        print("| config | solved | compile s | train s | compile + train s | median seed solved at s | "
+              "batch / single seed (median) | s per chunk: batch / single | load |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for r, s in zip(results, summaries):
+            if "batch_total" not in s:
+                continue
+            ratio = f"{s['batch_over_single']:.2f}x" if s["batch_over_single"] else "-"
+            print(f"| `{r['config']}` | {s['batch_solved']} | {s['batch_compile']:.2f} | "
+                  f"{s['batch_train']:.2f} | {s['batch_total']:.2f} | {s['batch_median_seed']:.2f} | "
+                  f"{ratio} | {s['chunk_ratio']:.2f}x | {r['batched']['load_average'][0]} |")
+    print(f"\nload average at end: {load_average()}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(
+            {"machine": machine, "command": command, "results": results, "summaries": summaries},
+            indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
