@@ -13,11 +13,11 @@ alternately (so all see the same background load), each call ended by
   (d) train    the trainer's ``update`` (rollout and learning), ``lax.scan``-ed over updates.
 
 Each call covers U rollouts or updates (U chosen so a call holds about 2^20 env steps), the
-median of the repeats is reported, and compilation is timed separately. In the same run it
-times a large float32 matrix product for the machine's achievable FLOP/s, and prints the FLOP
-utilisation of (d): model FLOPs per env step (the rollout's actor and critic forward, plus
-forward and backward of the loss, ~3x forward, times PPO's epochs) times (d)'s steps/s over
-the matmul's FLOP/s.
+median of the repeats is reported, and compilation is timed separately. In every row a large
+float32 matrix product is timed alternately with the phases, for the machine's achievable
+FLOP/s under the same load, and the FLOP utilisation of (d) is printed: model FLOPs per env
+step (the rollout's actor and critic forward, plus forward and backward of the loss, ~3x
+forward, times PPO's epochs) times (d)'s steps/s over the matmul's FLOP/s.
 
 ``--compile-cache`` instead measures the compile time of the default a2c training program in
 two fresh processes sharing a new persistent compilation cache (first run vs cached).
@@ -175,6 +175,19 @@ def model_flops(config: Config, shape: NetworkShape) -> ModelFlops:
     backward = 2 * (forward_macs + grad_input_macs)
     train = epochs * (forward + backward)
     return ModelFlops(forward, forward, train, forward + train)
+
+
+def make_matmul(size: int) -> tuple[Callable[[], None], float]:
+    """A compiled, warmed-up ``[size, size] @ [size, size]`` float32 call and its FLOPs."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    ka, kb = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(ka, (size, size), jnp.float32)
+    b = jax.random.normal(kb, (size, size), jnp.float32)
+    product = jax.jit(lambda x, y: x @ y).lower(a, b).compile()
+    jax.block_until_ready(product(a, b))
+    return (lambda: jax.block_until_ready(product(a, b))), 2.0 * size**3
 
 
 def matmul_flops(size: int = 4096, repeats: int = 5) -> dict[str, float]:
@@ -335,7 +348,8 @@ def calls_of(num_envs: int, num_steps: int, steps_per_call: int = STEPS_PER_CALL
 
 
 def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, repeats: int,
-                 phases: tuple[str, ...] = PHASES, steps_per_call: int = STEPS_PER_CALL) -> dict:
+                 phases: tuple[str, ...] = PHASES, steps_per_call: int = STEPS_PER_CALL,
+                 matmul_size: int | None = None) -> dict:
     """Compiles and times the phases for one N; returns steps/s, times and compile seconds.
 
     Args:
@@ -346,6 +360,8 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
       repeats: timed calls per phase; the median is reported.
       phases: a subset of :data:`PHASES`.
       steps_per_call: env steps one timed call aims at (sets U).
+      matmul_size: also time a ``[size, size]`` float32 matmul alternately with the phases
+        (same background load), for the FLOP utilisation; None skips it.
     """
     import jax  # noqa: PLC0415
 
@@ -364,7 +380,7 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
     programs: dict[str, tuple[Callable, Callable[[Any], None]]] = {}
     compile_s: dict[str, float] = {}
     carry: dict[str, Any] = {}
-    keys = iter(jax.random.split(jax.random.key(1), 4 * (repeats + 2)))
+    keys = iter(jax.random.split(jax.random.key(1), 8 * (repeats + 2)))
 
     def compile_phase(name, fn, *example, donate=()):
         start = time.perf_counter()
@@ -454,6 +470,10 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
         programs["train"] = call_train
 
     names = [p for p in PHASES if p in programs]
+    if matmul_size:
+        product, matmul_flop = make_matmul(matmul_size)
+        programs["matmul"] = lambda key: product()
+        names.append("matmul")
     for name in names:  # warm-up call, untimed
         programs[name](next(keys))
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -465,17 +485,23 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
             programs[name](key)
             times[name].append(time.perf_counter() - start)
     loads.append(load_average())
-    return {
+    phase_names = [n for n in names if n != "matmul"]
+    result = {
         "num_envs": num_envs,
         "num_steps": T,
         "calls_per_timing": U,
         "env_steps_per_call": steps_per_call,
-        "steps_per_s": {n: steps_per_call / statistics.median(times[n]) for n in names},
-        "best_steps_per_s": {n: steps_per_call / min(times[n]) for n in names},
+        "steps_per_s": {n: steps_per_call / statistics.median(times[n]) for n in phase_names},
+        "best_steps_per_s": {n: steps_per_call / min(times[n]) for n in phase_names},
         "times_s": times,
         "compile_s": compile_s,
         "load_average": loads,
     }
+    if matmul_size:
+        result["matmul"] = {"size": matmul_size,
+                            "flops_per_s": matmul_flop / statistics.median(times["matmul"]),
+                            "best_flops_per_s": matmul_flop / min(times["matmul"])}
+    return result
 
 
 # ------------------------------------------------------------------ compile cache
@@ -548,14 +574,19 @@ def compile_cache_times(overrides: list[str] = (), runs: int = 2) -> dict[str, A
 
 
 # ------------------------------------------------------------------ output
-def results_table(results: list[dict], flops: ModelFlops, matmul: dict) -> str:
-    """A markdown table: steps/s per phase and N, compile seconds, (d)'s FLOP utilisation."""
+def results_table(results: list[dict], flops: ModelFlops) -> str:
+    """A markdown table: steps/s per phase and N, compile seconds, (d)'s FLOP utilisation
+    against the matmul timed in the same row."""
     names = [p for p in PHASES if p in results[0]["steps_per_s"]]
     head = "| N | T | U | " + " | ".join(f"{PHASE_TITLES[p]}, steps/s" for p in names)
     rule = "| ---: | ---: | ---: | " + " | ".join("---:" for _ in names)
+    matmul = "matmul" in results[0]
     if "train" in names:
-        head += " | (d) ms/update | (d) GFLOP/s | (d) FLOP util."
-        rule += " | ---: | ---: | ---:"
+        head += " | (d) ms/update | (d) model GFLOP/s"
+        rule += " | ---: | ---:"
+    if matmul:
+        head += " | matmul GFLOP/s" + (" | (d) FLOP util." if "train" in names else "")
+        rule += " | ---:" + (" | ---:" if "train" in names else "")
     head += " | compile s (" + ", ".join(p for p in names) + ") | load |"
     rule += " | --- | --- |"
     lines = [head, rule]
@@ -566,8 +597,11 @@ def results_table(results: list[dict], flops: ModelFlops, matmul: dict) -> str:
         if "train" in names:
             per_update = r["env_steps_per_call"] / r["calls_per_timing"]
             model = flops.total * sps["train"]
-            cells += [f"{1e3 * per_update / sps['train']:.1f}", f"{model / 1e9:.1f}",
-                      f"{100 * model / matmul['flops_per_s']:.1f}%"]
+            cells += [f"{1e3 * per_update / sps['train']:.1f}", f"{model / 1e9:.1f}"]
+        if matmul:
+            cells.append(f"{r['matmul']['flops_per_s'] / 1e9:.0f}")
+            if "train" in names:
+                cells.append(f"{100 * model / r['matmul']['flops_per_s']:.1f}%")
         cells.append(", ".join(f"{r['compile_s'][p]:.1f}" for p in names))
         cells.append(f"{r['load_average'][0][0]}-{r['load_average'][-1][0]}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -615,7 +649,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phases", default=",".join(PHASES),
                         help="comma-separated subset of " + ",".join(PHASES))
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per phase (median reported)")
-    parser.add_argument("--matmul-size", type=int, default=4096, help="size of the float32 matmul")
+    parser.add_argument("--matmul-size", type=int,
+                        help="size of the float32 matmul (default 4096; 1024 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N in 16,64, T=16, 2 repeats, a 1024 matmul")
     parser.add_argument("--compile-cache", action="store_true",
@@ -691,7 +726,7 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
         return 2
     repeats = min(2, args.repeats) if args.quick else args.repeats
     per_call = STEPS_PER_CALL // 64 if args.quick else STEPS_PER_CALL
-    matmul_size = 1024 if args.quick else args.matmul_size
+    matmul_size = args.matmul_size or (1024 if args.quick else 4096)
     a = config.algorithm
     print(header("pgjax bench: env steps/s against N", machine, command))
     T = "max_steps_in_episode (whole episodes)" if a.name in EPISODIC_ALGORITHMS else (steps or a.n_steps)
@@ -702,9 +737,8 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
           f"{f', {a.epochs} epochs x {a.minibatches} minibatches' if a.name == 'ppo' else ''}; "
           f"median of {repeats} calls, each of U rollouts/updates (~{per_call} env steps)",
           flush=True)
-    matmul = matmul_flops(matmul_size)
-    print(f"matmul {matmul_size}x{matmul_size} float32: {matmul['flops_per_s'] / 1e9:.1f} GFLOP/s "
-          f"(best {matmul['best_flops_per_s'] / 1e9:.1f})", flush=True)
+    print(f"the {matmul_size}x{matmul_size} float32 matmul is timed in every row, alternately with "
+          "the phases", flush=True)
     from pgjax.memory import _obs_and_state_bytes  # noqa: PLC0415
 
     _, _, action_size = _obs_and_state_bytes(env)
@@ -715,25 +749,24 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
     results = []
     for n in num_envs:
         r = bench_phases(config, env, num_envs=n, num_steps=steps, repeats=repeats, phases=phases,
-                         steps_per_call=per_call)
+                         steps_per_call=per_call, matmul_size=matmul_size)
         results.append(r)
         print(f"N={n:<6d} " + "  ".join(f"{p} {_fmt_rate(r['steps_per_s'][p]):>7s}"
                                          for p in PHASES if p in r["steps_per_s"])
+              + f"  matmul {r['matmul']['flops_per_s'] / 1e9:.0f} GFLOP/s"
               + f"  (compile {sum(r['compile_s'].values()):.1f}s, load {r['load_average'][-1][0]})",
               flush=True)
-    matmul_end = matmul_flops(matmul_size)
     print()
-    print(results_table(results, flops, matmul))
-    print(f"\nmatmul at start {matmul['flops_per_s'] / 1e9:.1f}, at end "
-          f"{matmul_end['flops_per_s'] / 1e9:.1f} GFLOP/s; FLOP utilisation uses the start figure. "
-          f"load average at end: {load_average()}")
+    print(results_table(results, flops))
+    print(f"\nFLOP utilisation: (d)'s model FLOP/s over the row's matmul FLOP/s (median of its "
+          f"calls). load average at end: {load_average()}")
     if args.plot:
         plot(results, args.plot, f"{config.env.name} {a.name}, {machine['cpu']}, {machine['date']}")
         print(f"wrote {args.plot}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "command": command, "config": str(config),
-                       "model_flops": flops._asdict(), "matmul": matmul, "matmul_end": matmul_end,
+                       "model_flops": flops._asdict(),
                        "results": results}, f, indent=2)
         print(f"wrote {args.json}")
     return 0
