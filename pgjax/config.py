@@ -139,7 +139,7 @@ class TrainingConfig:
     total_env_steps: int = 500_000  # env-step budget of each seed
     seed: int = 0  # base PRNG seed; the num_seeds runs derive their keys from it
     num_seeds: int = 1  # independent runs, vmapped in one program
-    eval_episodes: int = 64  # episodes per evaluation between chunks; 0 disables evaluation
+    eval_episodes: int = 64  # fresh episodes per seed in the final evaluation (0 skips it)
     num_chunks: int = 20  # compiled chunks per run: progress, metrics and checkpoints between
 
 
