@@ -49,7 +49,7 @@ from typing import Any, Callable, NamedTuple
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
 from pgjax.config import EPISODIC_ALGORITHMS, Config, ConfigError, apply_overrides, derive, load_config
-from pgjax.memory import NetworkShape, network_shape
+from pgjax.memory import NetworkShape, env_sizes, network_shape
 
 DEFAULT_NUM_ENVS = (64, 256, 1024, 4096, 16384)
 QUICK_NUM_ENVS = (16, 64)
@@ -739,9 +739,7 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
           flush=True)
     print(f"the {matmul_size}x{matmul_size} float32 matmul is timed in every row, alternately with "
           "the phases", flush=True)
-    from pgjax.memory import _obs_and_state_bytes  # noqa: PLC0415
-
-    _, _, action_size = _obs_and_state_bytes(env)
+    _, _, action_size = env_sizes(env)
     flops = model_flops(config, network_shape(config, env.spec.obs_shape, action_size,
                                               discrete=env.spec.discrete))
     print(f"model FLOPs per env step: {flops.total:,} (rollout forward {flops.rollout:,}, "

@@ -162,8 +162,14 @@ def network_shape(config: Config, obs_shape: tuple[int, ...], action_size: int,
     return NetworkShape(input_size, conv_layers, dense, hidden_of, extra)
 
 
-def _obs_and_state_bytes(env) -> tuple[int, int, int]:
-    """(observation bytes as stored, env state bytes, action size) of one env, from a trace."""
+def env_sizes(env) -> tuple[int, int, int]:
+    """(observation bytes as stored, env state bytes, action size) of one env, from a trace.
+
+    Examples:
+      >>> from pgjax.envs import make_env
+      >>> env_sizes(make_env("CartPole-v1"))  # 4 float32; x, x_dot, theta, theta_dot, time
+      (16, 20, 2)
+    """
     import jax  # noqa: PLC0415
 
     obs, state = jax.eval_shape(env.env.reset, jax.random.key(0), env.params)
@@ -213,7 +219,7 @@ def estimate_memory(config: Config, *, seeds: int = 1, env=None, backend: str | 
     derived = derive(config, max_steps_in_episode=env.spec.max_steps_in_episode)
     a, t = config.algorithm, config.training
     episodic = a.name in EPISODIC_ALGORITHMS
-    obs_bytes, state_bytes, action_size = _obs_and_state_bytes(env)
+    obs_bytes, state_bytes, action_size = env_sizes(env)
     if config.env.normalize_obs:  # the Transition then holds normalised float32 observations
         obs_bytes = math.prod(env.spec.obs_shape) * _F32
     shape = network_shape(config, env.spec.obs_shape, action_size, discrete=env.spec.discrete)
