@@ -46,6 +46,7 @@ import time
 import pgjax  # first: its XLA CPU workaround must precede any computation
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -62,7 +63,10 @@ def _programs(trainer, seeds: int | None):
 
     def chunk(state):
         state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=k)
-        return state, metrics["episode_return"]
+        # Env steps actually stepped: REINFORCE's padded rollout counts only its valid steps.
+        valid = metrics.get("env_steps_valid")
+        return state, (jnp.sum(valid, axis=-1) if valid is not None
+                       else jnp.float32(k * trainer.derived.steps_per_update))
 
     init, run, evaluate = trainer.init, chunk, trainer.evaluate
     keys = jax.random.split(jax.random.key(0), seeds or 1)
@@ -94,12 +98,15 @@ def solve(config, seed: int, seeds: int | None) -> dict:
     solved_at = np.full(n, -1)
     solve_train_s = np.full(n, np.nan)
     solve_eval_s = np.full(n, np.nan)
+    solve_valid = np.full(n, np.nan)
+    valid = np.zeros(n)
     train_s = eval_s = 0.0
     chunk_times = []
     for c in range(derived.num_chunks):
         t = time.perf_counter()
-        state, _ = chunk(state)
+        state, steps = chunk(state)
         jax.block_until_ready(state)
+        valid += np.asarray(steps).reshape(n)
         chunk_times.append(time.perf_counter() - t)
         train_s += chunk_times[-1]
         t = time.perf_counter()
@@ -111,6 +118,7 @@ def solve(config, seed: int, seeds: int | None) -> dict:
         new = (returns >= THRESHOLD) & (solved_at < 0)
         solved_at[new] = c
         solve_train_s[new], solve_eval_s[new] = train_s, eval_s
+        solve_valid[new] = valid[new]
         if (solved_at >= 0).all():
             break
     steps_per_chunk = derived.updates_per_chunk * derived.steps_per_update
@@ -126,6 +134,9 @@ def solve(config, seed: int, seeds: int | None) -> dict:
         "num_chunks": derived.num_chunks,
         "solved": (solved_at >= 0).tolist(),
         "solve_env_steps": [int((c + 1) * steps_per_chunk) if c >= 0 else None for c in solved_at],
+        # env steps actually stepped (REINFORCE: excluding the padding after episodes end)
+        "solve_valid_env_steps": [None if np.isnan(x) else int(x) for x in solve_valid],
+        "valid_env_steps_per_s": float(valid.sum() / train_s),
         "solve_train_s": [None if np.isnan(x) else float(x) for x in solve_train_s],
         "solve_eval_s": [None if np.isnan(x) else float(x) for x in solve_eval_s],
         "load_average": load_average(),
@@ -179,6 +190,7 @@ def summarise(r: dict) -> dict:
         "compile": _spread(compile_s),
         "train": _spread([s["solve_train_s"][0] for s in ok]),
         "steps": _spread([s["solve_env_steps"][0] / 1e3 for s in ok]),
+        "valid_steps": _spread([s["solve_valid_env_steps"][0] / 1e3 for s in ok]),
         "total": _spread(total),
         "total_with_eval": _spread(total_eval),
         "total_median": statistics.median(total) if total else None,
@@ -250,15 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Single seeds ({args.seeds} per config; median [min, max] over the seeds that solved; "
           f"compile includes make_train{'; warm persistent cache' if cache else ''}):\n")
-    print("| config | solved | env steps to 475 (k) | compile s | train s | compile + train s | "
-          "+ eval s | eval resolution | load |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| config | solved | env steps to 475 (k) | stepped, excl. padding (k) | compile s | train s | "
+          "compile + train s | + eval s | eval resolution | load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     summaries = []
     for r in results:
         s = summarise(r)
         summaries.append(s)
         loads = [x["load_average"][0] for x in r["singles"]]
-        print(f"| `{r['config']}` | {s['solved']} | {s['steps']} | {s['compile']} | {s['train']} | "
+        print(f"| `{r['config']}` | {s['solved']} | {s['steps']} | {s['valid_steps']} | {s['compile']} | {s['train']} | "
               f"**{s['total']}** | {s['total_with_eval']} | {s['resolution']} | "
               f"{min(loads)}-{max(loads)} |")
     if args.batch_seeds:
