@@ -110,6 +110,8 @@ def header(title: str, machine: dict[str, Any], command: str) -> str:
         f"{machine['memory_gib']} GiB; backend {machine['backend']} {machine['devices']}",
         f"software: JAX {machine['jax']}, pgjax {machine['pgjax']}, Python {machine['python']}; "
         f"XLA_FLAGS={machine['xla_flags'] or '(none)'}",
+        f"persistent compilation cache: {machine['compilation_cache'] or 'off'}"
+        + (" (compile times are cache reads once it is warm)" if machine["compilation_cache"] else ""),
         f"load average at start: {machine['load_average']}",
         f"command: {command}",
     ])
