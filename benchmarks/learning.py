@@ -89,9 +89,9 @@ NOTES: dict[str, str] = {
         "or twice): 2x64 ReLU PPO ended at 6.4 after 10M; with gamma 0.99 a 2x128 PPO was at 6.4 "
         "after 2M. With gamma 0.999 (the gymnax-blines value) the 2x256 run passes 13 at 1M."),
     "configs/breakout_minatar_a2c.yaml": (
-        "one seed at 11.0 after 10M (4.8 minutes on these cores), below 15. Tried: gamma 0.999, "
-        "5.5 (1 seed); 2x64 and 2x128 networks stall at 5.5-6 by 2M. Not tuned further: each "
-        "10M-step try costs 5-10 minutes of this CPU per seed."),
+        "misses 15 with 8 seeds (9.5 ± 2.9; 58 minutes on these shared cores); one seed alone "
+        "reached 11.0. Tried (1 seed): gamma 0.999, 5.5; 2x64 and 2x128 networks stall at 5.5-6 "
+        "by 2M. Not tuned further: each 10M-step try costs 5-10 minutes of this CPU per seed."),
 }
 
 
