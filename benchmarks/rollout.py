@@ -45,44 +45,10 @@ from pgjax.rollout import make_rollout
 
 from machine import load_average, machine_info
 
+from pgjax.bench import _env_only  # (a), shared with pgjax bench
+
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1", "Breakout-MinAtar")
 DEFAULT_NUM_ENVS = (1, 64, 1024, 4096, 16384)
-
-
-def _env_only(env, num_envs: int, num_steps: int):
-    """(a): reset and a scan of vmapped env.step under uniformly random actions."""
-    spec, step = env.spec, jax.vmap(env.env.step, in_axes=(0, 0, 0, None))
-
-    def random_action(key):
-        if spec.discrete:
-            return jax.random.randint(key, (num_envs,), 0, spec.action_space.n)
-        space = spec.action_space
-        shape = (num_envs,) + space.shape
-        low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), shape)
-        high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), shape)
-        return jax.random.uniform(key, shape, minval=low, maxval=high)
-
-    def reset(key):
-        obs, state = jax.vmap(env.env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), env.params)
-        # Strong types, as env.step returns them: otherwise the first timed call recompiles.
-        return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), (state, obs))
-
-    def run(carry, key):
-        def body(carry, step_key):
-            state, _, reward_sum = carry
-            act_key, env_key = jax.random.split(step_key)
-            obs, state, reward, _, _, _ = step(
-                jax.random.split(env_key, num_envs), state, random_action(act_key), env.params
-            )
-            return (state, obs, reward_sum + jnp.sum(reward)), None
-
-        state, obs = carry
-        (state, obs, reward_sum), _ = jax.lax.scan(
-            body, (state, obs, jnp.zeros((), jnp.float32)), jax.random.split(key, num_steps)
-        )
-        return (state, obs), reward_sum
-
-    return reset, jax.jit(run)
 
 
 def _minimal(env, apply_fn, num_envs: int, num_steps: int):
@@ -108,6 +74,7 @@ def _minimal(env, apply_fn, num_envs: int, num_steps: int):
 def _bench(env_name: str, num_envs: int, num_steps: int, repeats: int, with_minimal: bool = False) -> dict:
     env = make_env(env_name)
     a_reset, a_run = _env_only(env, num_envs, num_steps)
+    a_run = jax.jit(a_run)
     nets = make_networks(env.spec)  # 2x64 tanh actor + separate 2x64 tanh critic
     params = nets.init(jax.random.key(0))
     reset, rollout = make_rollout(env, nets.apply, num_envs=num_envs, num_steps=num_steps)
