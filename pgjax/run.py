@@ -110,12 +110,9 @@ def build_trainer(config: Config):
     return make_train(config, env=env)
 
 
-def check_memory(config: Config, env, seeds: int) -> str | None:
-    """Refuses a run whose buffers would not fit; returns a line to print, or None."""
-    try:
-        from pgjax import memory  # noqa: PLC0415  (written alongside; optional until then)
-    except ImportError:
-        return None
+def check_memory(config: Config, env, seeds: int) -> str:
+    """Refuses a run whose buffers would not fit; returns the estimate as a line to print."""
+    from pgjax import memory  # noqa: PLC0415
     estimate = memory.estimate_memory(config, seeds=seeds, env=env).total_bytes
     limit = memory.available_memory()
     t, a = config.training, config.algorithm
