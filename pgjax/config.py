@@ -57,6 +57,7 @@ import yaml
 
 Scalar = Union[bool, int, float, str]
 EnvParams = tuple[tuple[str, Scalar], ...]
+Devices = Union[int, str]  # a device count, or "all"
 
 ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo")
 EPISODIC_ALGORITHMS = ("reinforce", "reinforce_baseline")  # whole episodes, no n_steps
@@ -141,6 +142,7 @@ class TrainingConfig:
     num_seeds: int = 1  # independent runs, vmapped in one program
     eval_episodes: int = 64  # fresh episodes per seed in the final evaluation (0 skips it)
     num_chunks: int = 20  # compiled chunks per run: progress, metrics and checkpoints between
+    devices: Devices = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +229,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if not isinstance(item, (bool, int, float, str)):
                 raise _error(f"{key}.{name}", item, "expected a bool, int, float or string")
         return tuple(sorted(value.items()))
+    if hint == Devices:
+        if value == "all" or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise _error(key, value, "expected an int >= 1 or 'all'")
     if typing.get_origin(hint) in (Union, types.UnionType):  # only `float | None` here
         (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return None if value is None else _coerce(key, value, inner)
@@ -275,6 +281,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "training.num_seeds": _GE1,
     "training.eval_episodes": _GE0,
     "training.num_chunks": _GE1,
+    "training.devices": ("must be an int >= 1 or 'all'", lambda v: v == "all" or v >= 1),
 }
 
 
@@ -326,6 +333,9 @@ def validate(config: Config, *, max_steps_in_episode: int | None = None) -> None
     if a.name == "ppo" and batch % a.minibatches:
         raise _error("algorithm.minibatches", a.minibatches,
                      f"must divide training.num_envs * algorithm.n_steps = {batch}")
+    if isinstance(t.devices, int) and t.num_envs % t.devices:
+        raise _error("training.num_envs", t.num_envs,
+                     f"must be divisible by training.devices = {t.devices}")
     if a.name == "reinforce" and config.network.shared_trunk:
         raise _error("network.shared_trunk", True, "plain reinforce has no critic to share a trunk "
                      "with; use false, or algorithm.name=reinforce_baseline")

@@ -245,6 +245,7 @@ def make_rollout(
     num_envs: int,
     num_steps: int,
     normalize_obs: bool = False,
+    shard: Callable[[Any], Any] | None = None,
 ) -> Rollout:
     """Builds ``reset`` and ``rollout`` for N auto-resetting environments.
 
@@ -273,6 +274,10 @@ def make_rollout(
       num_envs: N, the number of environments stepped in parallel.
       num_steps: T, the number of steps per rollout.
       normalize_obs: keep running observation statistics and normalise.
+      shard: applied to the per-environment arrays (leaves ``[N, ...]``: env
+        states, observations) after the reset and after every step; training
+        passes a ``with_sharding_constraint`` that splits N over devices
+        (:mod:`pgjax.sharding`). Default: nothing.
 
     Returns:
       A :class:`Rollout` ``(reset, rollout)`` of pure, jittable functions:
@@ -295,13 +300,15 @@ def make_rollout(
     """
     spec = env.spec
     step, last_value = _make_step(env, apply_fn, num_envs)
+    shard = shard or (lambda tree: tree)
 
     def reset(key: Array) -> RolloutState:
         keys = jax.random.split(key, num_envs)
         obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(keys, env.params)
+        env_state, obs = shard(_strip_weak_types((env_state, obs)))
         return RolloutState(
-            env_state=_strip_weak_types(env_state),
-            obs=_strip_weak_types(obs),
+            env_state=env_state,
+            obs=obs,
             obs_stats=init_obs_stats(spec.obs_shape) if normalize_obs else None,
             episode_return=jnp.zeros((num_envs,), jnp.float32),
             episode_length=jnp.zeros((num_envs,), jnp.int32),
@@ -321,6 +328,7 @@ def make_rollout(
             ep_stats = _add_episodes(ep_stats, done, ep_return, ep_length)
             ep_return = jnp.where(done, 0.0, ep_return)
             ep_length = jnp.where(done, 0, ep_length)
+            env_state, next_obs, ep_return, ep_length = shard((env_state, next_obs, ep_return, ep_length))
             return (env_state, next_obs, ep_return, ep_length, ep_stats, new_stats), out
 
         carry = (
@@ -348,6 +356,7 @@ def make_episodic_rollout(
     num_envs: int,
     max_steps: int | None = None,
     normalize_obs: bool = False,
+    shard: Callable[[Any], Any] | None = None,
 ) -> Callable[..., tuple[Transition, Array, EpisodeStats, ObsStats | None]]:
     """Builds a rollout of exactly one episode per environment (for REINFORCE).
 
@@ -378,6 +387,10 @@ def make_episodic_rollout(
       max_steps: T; defaults to ``env.spec.max_steps_in_episode``, so that no
         episode is cut early.
       normalize_obs: normalise observations with running statistics.
+      shard: applied to the per-environment arrays (leaves ``[N, ...]``: env
+        states, observations) after the reset and after every step; training
+        passes a ``with_sharding_constraint`` that splits N over devices
+        (:mod:`pgjax.sharding`). Default: nothing.
 
     Returns:
       ``rollout(params, key, obs_stats=None) -> (traj, mask, episode_stats,
@@ -403,6 +416,7 @@ def make_episodic_rollout(
     spec = env.spec
     num_steps = spec.max_steps_in_episode if max_steps is None else int(max_steps)
     step, last_value = _make_step(env, apply_fn, num_envs)
+    shard = shard or (lambda tree: tree)
 
     def rollout(params: Params, key: Array, obs_stats: ObsStats | None = None):
         if normalize_obs and obs_stats is None:
@@ -433,6 +447,7 @@ def make_episodic_rollout(
             )
             mask = alive
             alive = alive & ~(out.terminated | out.truncated)
+            env_state, next_obs, alive = shard((env_state, next_obs, alive))
             return (env_state, next_obs, alive, new_stats), (out, mask)
 
         def idle_step(carry, step_key):
@@ -443,7 +458,8 @@ def make_episodic_rollout(
             return jax.lax.cond(jnp.any(carry[2]), live_step, idle_step, carry, step_key)
 
         alive = jnp.ones((num_envs,), bool)
-        carry = (_strip_weak_types(env_state), _strip_weak_types(obs), alive, obs_stats)
+        env_state, obs, alive = shard((_strip_weak_types(env_state), _strip_weak_types(obs), alive))
+        carry = (env_state, obs, alive, obs_stats)
         step_keys = jax.random.split(rollout_key, num_steps)
         step_shapes = jax.eval_shape(live_step, carry, step_keys[0])[1]
         carry, (out, mask) = jax.lax.scan(body, carry, step_keys)

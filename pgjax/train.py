@@ -34,6 +34,7 @@ from pgjax.losses import actor_critic_loss
 from pgjax.networks import Networks, make_networks
 from pgjax.returns import discounted_returns, gae, normalize
 from pgjax.rollout import EpisodeStats, RolloutState, make_episodic_rollout, make_rollout
+from pgjax.sharding import Sharding, make_sharding
 
 Array = jax.Array
 Metrics = dict[str, Array]
@@ -94,6 +95,7 @@ class Trainer(NamedTuple):
     env: Env
     networks: Networks
     hparams: HParams
+    sharding: Sharding
 
 
 class _Batch(NamedTuple):
@@ -204,9 +206,12 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         cnn=net.cnn,
     )
     normalize_obs = config.env.normalize_obs
+    # The env batch is split over training.devices (one device: a mesh of one).
+    sharding = make_sharding(config.training.devices, num_envs=config.training.num_envs)
     if episodic:
         episodic_rollout = make_episodic_rollout(
-            env, networks.apply, num_envs=config.training.num_envs, normalize_obs=normalize_obs
+            env, networks.apply, num_envs=config.training.num_envs, normalize_obs=normalize_obs,
+            shard=sharding.envs,
         )
     else:
         rollout_fns = make_rollout(
@@ -215,6 +220,7 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
             num_envs=config.training.num_envs,
             num_steps=a.n_steps,
             normalize_obs=normalize_obs,
+            shard=sharding.envs,
         )
     def policy_only(greedy: bool):
         # Evaluation needs no critic: a zero value keeps the rollout's interface.
@@ -225,10 +231,12 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
 
         return apply
 
+    eval_envs = max(config.training.eval_episodes, 1)
+    eval_shard = sharding.envs if eval_envs % sharding.num_devices == 0 else None
     eval_rollouts = {
         greedy: make_episodic_rollout(
-            env, policy_only(greedy), num_envs=max(config.training.eval_episodes, 1),
-            normalize_obs=normalize_obs,
+            env, policy_only(greedy), num_envs=eval_envs, normalize_obs=normalize_obs,
+            shard=eval_shard,
         )
         for greedy in (True, False)
     }
@@ -240,7 +248,7 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
     def init(key: Array, hparams: HParams | None = None) -> TrainState:
         hparams = default if hparams is None else HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
         key, net_key, env_key = jax.random.split(key, 3)
-        params = networks.init(net_key)
+        params = sharding.replicated(networks.init(net_key))
         opt_state = {g: _optimizer(config, lr_of(g, hparams), hparams.max_grad_norm).init(p)
                      for g, p in params.items()}
         rollout_state = None if episodic else rollout_fns.reset(env_key)
@@ -278,7 +286,7 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
             updates, new_opt_state[group] = tx.update(grads[group], opt_state[group], params[group])
             new_params[group] = optax.apply_updates(params[group], updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return new_params, new_opt_state, metrics
+        return sharding.replicated(new_params), new_opt_state, metrics
 
     def lr_scale_of(state: TrainState) -> Array:
         if not config.optimizer.anneal_lr:
@@ -360,4 +368,4 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         # A traced flag (e.g. evaluate passed to jit as an argument): pick at run time.
         return jax.lax.cond(greedy, lambda: returns(True), lambda: returns(False))
 
-    return Trainer(init, update, train, evaluate, config, derived, env, networks, default)
+    return Trainer(init, update, train, evaluate, config, derived, env, networks, default, sharding)

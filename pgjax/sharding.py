@@ -1,0 +1,84 @@
+"""Many devices, same code: the environment batch split over a 1-D device mesh.
+
+``training.devices`` picks the devices (``1``, a count ``D``, or ``"all"`` of
+``jax.devices()``, every host's included). :func:`make_sharding` builds a
+``jax.sharding.Mesh`` of them with one axis, ``"envs"``. The trainer then
+constrains every per-environment array (env states, observations, leaves
+``[N, ...]``) to be split along N over that axis and the parameters to be
+replicated; XLA's SPMD partitioner does the rest inside the one compiled
+program: each device steps ``N / D`` environments and runs its share of the
+forward and backward passes, and the mean losses (hence the gradients and the
+metrics) are all-reduced across devices. One device is the same code path with
+a mesh of one.
+
+The constraints are ``jax.lax.with_sharding_constraint``, which ``vmap``
+batches by leaving the vmapped axis unsplit, so ``jax.vmap(trainer.train)``
+over S seeds runs S agents whose env batches are each split over the D
+devices.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from pgjax.config import ConfigError
+
+AXIS = "envs"
+
+
+def resolve_devices(devices: int | str, num_envs: int) -> list[jax.Device]:
+    """The devices that ``training.devices`` names, checked against ``num_envs``.
+
+    Raises:
+      ConfigError: more devices than JAX sees, or ``num_envs`` not divisible by their number.
+
+    Examples:
+      >>> [d.platform for d in resolve_devices(1, num_envs=8)]
+      ['cpu']
+    """
+    available = jax.devices()
+    if devices == "all":
+        chosen = available
+    elif isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1:
+        if devices > len(available):
+            raise ConfigError(
+                f"training.devices={devices}: only {len(available)} {available[0].platform} "
+                f"device(s) available (jax.devices()); use at most {len(available)} or 'all'")
+        chosen = available[:devices]
+    else:
+        raise ConfigError(f"training.devices={devices!r}: must be an int >= 1 or 'all'")
+    if num_envs % len(chosen):
+        raise ConfigError(
+            f"training.num_envs={num_envs}: must be divisible by the {len(chosen)} devices of "
+            f"training.devices={devices!r}, so each device steps the same number of envs")
+    return chosen
+
+
+class Sharding(NamedTuple):
+    """The mesh of a run and the constraints the trainer applies with it."""
+
+    mesh: Mesh
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh.size
+
+    def envs(self, tree: Any) -> Any:
+        """Splits the leading (env) axis of every array leaf over the devices."""
+        spec = NamedSharding(self.mesh, PartitionSpec(AXIS))
+        return jax.tree.map(
+            lambda x: jax.lax.with_sharding_constraint(x, spec) if np.ndim(x) >= 1 else x, tree)
+
+    def replicated(self, tree: Any) -> Any:
+        """Keeps a full copy of every leaf on every device (parameters, optimiser states)."""
+        spec = NamedSharding(self.mesh, PartitionSpec())
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), tree)
+
+
+def make_sharding(devices: int | str = 1, *, num_envs: int) -> Sharding:
+    """A :class:`Sharding` over the devices of ``training.devices``."""
+    return Sharding(Mesh(np.asarray(resolve_devices(devices, num_envs)), (AXIS,)))

@@ -1,0 +1,72 @@
+"""Run in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=4 (tests/test_sharding.py).
+
+Trains each algorithm with training.devices=4 and =1 on the same keys and global batch,
+and prints one JSON line per check.
+"""
+
+import json
+import sys
+
+import pgjax  # first: XLA flags
+
+import jax
+import numpy as np
+
+from pgjax.config import Config, apply_overrides
+
+assert len(jax.devices()) == 4, jax.devices()
+
+
+def config(algorithm: str, devices, *extra: str) -> Config:
+    base = ["env.name=CartPole-v1", f"algorithm.name={algorithm}", "training.num_envs=64",
+            "training.eval_episodes=8", f"training.devices={devices}"]
+    if algorithm in ("a2c", "ppo"):
+        base += ["algorithm.n_steps=8", "training.total_env_steps=5120"]  # 10 updates
+    else:
+        base += ["env.params.max_steps_in_episode=50", "training.total_env_steps=16000"]  # 5
+    if algorithm == "ppo":
+        base += ["algorithm.minibatches=4", "algorithm.epochs=2"]
+    return apply_overrides(Config(), base + list(extra))
+
+
+def max_rel_diff(a, b) -> float:
+    a, b = jax.device_get((a, b))
+    diffs = jax.tree.map(lambda x, y: float(np.max(np.abs(x - y)) / (np.max(np.abs(y)) + 1e-6)),
+                         a, b)
+    return max(jax.tree.leaves(diffs))
+
+
+results = {}
+for algorithm in sys.argv[1:]:
+    key = jax.random.key(0)
+    one = pgjax.make_train(config(algorithm, 1))
+    four = pgjax.make_train(config(algorithm, 4))
+    s1, m1 = jax.block_until_ready(jax.jit(one.train)(key))
+    s4, m4 = jax.block_until_ready(jax.jit(four.train)(key))
+    entry = {
+        "params_rel_diff": max_rel_diff(s4.params, s1.params),
+        "loss_rel_diff": max_rel_diff(m4["loss"], m1["loss"]),
+        "return_1": float(m1["episode_return"][-1]),
+        "return_4": float(m4["episode_return"][-1]),
+        "param_sharding_replicated": all(
+            x.sharding.is_fully_replicated for x in jax.tree.leaves(s4.params)),
+    }
+    if algorithm in ("a2c", "ppo"):
+        # The rollout arrays of one device hold 64 / 4 = 16 envs.
+        reset = jax.block_until_ready(jax.jit(four.init)(key))
+        rollout = jax.block_until_ready(jax.jit(lambda s: four.update(s)[0].rollout)(reset))
+        entry["rollout_obs_shard_shapes"] = sorted(
+            {tuple(shard.data.shape) for shard in rollout.obs.addressable_shards})
+        entry["rollout_obs_devices"] = len(rollout.obs.sharding.device_set)
+    # vmap over 2 seeds composes with the 4 devices.
+    keys = jax.random.split(key, 2)
+    sv, mv = jax.block_until_ready(jax.jit(jax.vmap(four.train))(keys))
+    s_a, _ = jax.block_until_ready(jax.jit(four.train)(keys[0]))
+    entry["vmap_seed0_rel_diff"] = max_rel_diff(jax.tree.map(lambda x: x[0], sv.params), s_a.params)
+    entry["vmap_seeds_differ"] = max_rel_diff(jax.tree.map(lambda x: x[0], sv.params),
+                                              jax.tree.map(lambda x: x[1], sv.params)) > 1e-3
+    if algorithm in ("a2c", "ppo"):
+        entry["vmap_obs_shard_shapes"] = sorted(
+            {tuple(shard.data.shape) for shard in sv.rollout.obs.addressable_shards})
+    results[algorithm] = entry
+print(json.dumps(results))
