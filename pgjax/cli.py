@@ -46,6 +46,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _devices(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'all'") from None
+
+
 # ------------------------------------------------------------------ compilation cache
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -84,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.out or args.force:
             raise RunError("--resume continues RUN_DIR in place; drop --out and --force")
         directory = Path(args.resume)
-        config = _run_config(directory, "--resume")
+        config = run.with_devices(_run_config(directory, "--resume"), args.devices)
         if args.config or args.set or args.seeds is not None:
             base = run.resolve_config_path(args.config) if args.config else directory / "config.yaml"
             diff = run.config_diff(config, run.read_config(base, args.set, args.seeds))
@@ -98,7 +107,7 @@ def _train(args: argparse.Namespace) -> int:
         say = f"resuming run directory: {directory}"
     else:
         path = run.resolve_config_path(args.config)
-        config = run.read_config(path, args.set, args.seeds)
+        config = run.read_config(path, args.set, args.seeds, args.devices)
         directory = rundir.choose_run_dir(path, args.out, args.force)
         trainer = run.build_trainer(config)
         note = run.check_memory(config, trainer.env, config.training.num_seeds)
@@ -140,7 +149,7 @@ def _eval(args: argparse.Namespace) -> int:
     from pgjax import run  # noqa: PLC0415
 
     directory = Path(args.run_dir)
-    config = _run_config(directory)
+    config = run.with_devices(_run_config(directory), args.devices)
     episodes = args.episodes or config.training.eval_episodes or 64
     config = apply_overrides(config, [f"training.eval_episodes={episodes}"])
     trainer = run.build_trainer(config)
@@ -174,7 +183,9 @@ def _render(args: argparse.Namespace) -> int:
     problem = plot.render_problem(config.env.name)
     if problem:
         raise RunError(problem)
-    trainer = run.build_trainer(apply_overrides(config, ["training.eval_episodes=1"]))
+    # One episode of one seed: one device, whatever the run trained on.
+    trainer = run.build_trainer(apply_overrides(config, ["training.eval_episodes=1",
+                                                         "training.devices=1"]))
     state, step = _restore(directory, trainer, args.checkpoint)
     state = jax.tree.map(lambda x: x[args.seed_index], state)
     key = jax.random.split(run.seed_keys(config, seeds)[args.seed_index])[1]
@@ -230,7 +241,7 @@ def _compare(args: argparse.Namespace) -> int:
     from pgjax import plot, run, rundir  # noqa: PLC0415
 
     paths = [run.resolve_config_path(c) for c in args.configs]
-    configs = [run.read_config(p, args.set, args.seeds) for p in paths]
+    configs = [run.read_config(p, args.set, args.seeds, args.devices) for p in paths]
     labels: list[str] = []
     for p in paths:
         label, i = p.stem, 1
@@ -368,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", type=_positive_int, metavar="N",
                        help="seeds trained together in one vmapped program "
                             "(sets training.num_seeds)")
+    train.add_argument("--devices", type=_devices, metavar="D",
+                       help="devices that split each seed's environments: a count or 'all' "
+                            "(sets training.devices; README 'Scaling out')")
     train.add_argument("--out", metavar="DIR",
                        help="run directory (default runs/<config name>-<YYYYmmdd-HHMMSS>)")
     train.add_argument("--resume", metavar="RUN_DIR",
@@ -380,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate every seed of a run on fresh episodes and print the return, "
                     "mean ± std over seeds.")
     ev.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by pgjax train")
+    ev.add_argument("--devices", type=_devices, metavar="D",
+                    help="devices to evaluate on: a count or 'all' (default: the run's "
+                         "training.devices)")
     ev.add_argument("--episodes", type=_positive_int, metavar="N",
                     help="episodes per seed (default training.eval_episodes)")
     ev.add_argument("--sample", action="store_true",
@@ -410,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML configs to compare")
     compare.add_argument("--seeds", type=_positive_int, metavar="N",
                          help="seeds per config (sets training.num_seeds)")
+    compare.add_argument("--devices", type=_devices, metavar="D",
+                         help="devices that split each seed's environments (training.devices)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a field in every config (repeatable)")
     compare.add_argument("--out", metavar="DIR",

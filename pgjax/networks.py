@@ -22,7 +22,9 @@ Conventions:
     without a critic. Trainers key per-network optimisers on these.
   * Initialisation follows purejaxrl: orthogonal weights with gain ``√2`` for
     hidden layers, ``0.01`` for the policy head and ``1.0`` for the value head;
-    zero biases.
+    zero biases. The orthogonal matrices are drawn one at a time even under
+    ``vmap`` (:func:`orthogonal`), which keeps them bit-identical and avoids a
+    deadlock of batched LAPACK QR on several CPU devices.
 """
 
 from __future__ import annotations
@@ -49,6 +51,38 @@ _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "elu": nn.elu,
     "silu": nn.silu,
 }
+
+
+def orthogonal(scale: float = 1.0) -> Callable[..., Array]:
+    """``jax.nn.initializers.orthogonal(scale)``, computed one matrix at a time under vmap.
+
+    Same values, bit for bit, as the flax initializer, unbatched or vmapped. The
+    difference is how a vmap over keys (seeds) runs: flax's initializer turns it
+    into one batched QR factorisation, which jaxlib's CPU LAPACK kernel splits
+    over the intra-op thread pool and then waits for; when several devices of a
+    multi-device CPU program (``training.devices``) do that at once, every pool
+    thread ends up waiting and the program hangs (jaxlib 0.10, reproduced with
+    ``--xla_force_host_platform_device_count=4``). A ``custom_vmap`` rule maps
+    the unbatched initializer over the keys instead (``lax.map``); nested vmaps
+    (seeds x hyperparameters) apply the rule again.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key: Array, shape: Sequence[int], dtype: Any = jnp.float32) -> Array:
+        @jax.custom_batching.custom_vmap
+        def draw(key: Array) -> Array:
+            return base(key, shape, dtype)
+
+        @draw.def_vmap
+        def _rule(axis_size: int, in_batched: Sequence[bool], key: Array):
+            (batched,) = in_batched
+            if not batched:
+                return draw(key), False
+            return jax.lax.map(draw, key), True
+
+        return draw(key)
+
+    return init
 
 
 class Networks(NamedTuple):
@@ -87,7 +121,7 @@ class _Net(nn.Module):
     @nn.compact
     def __call__(self, obs: Array) -> tuple[Distribution | None, Array | None]:
         batch_shape = obs.shape[: obs.ndim - len(self.spec.obs_shape)]
-        hidden_init = nn.initializers.orthogonal(self.hidden_init_scale)
+        hidden_init = orthogonal(self.hidden_init_scale)
         x = obs.astype(jnp.float32)
         for i, channels in enumerate(self.cnn_channels):
             conv = nn.Conv(
@@ -107,7 +141,7 @@ class _Net(nn.Module):
         dist = value = None
         if self.policy_head:
             space = self.spec.action_space
-            policy_init = nn.initializers.orthogonal(self.policy_init_scale)
+            policy_init = orthogonal(self.policy_init_scale)
             if isinstance(space, DiscreteSpace):
                 logits = nn.Dense(space.n, kernel_init=policy_init, name="policy")(x)
                 dist = Categorical(logits)
@@ -118,7 +152,7 @@ class _Net(nn.Module):
                 log_std = self.param("log_std", log_std_init, space.shape)
                 dist = DiagGaussian(mean, jnp.broadcast_to(log_std, mean.shape))
         if self.value_head:
-            value_init = nn.initializers.orthogonal(self.value_init_scale)
+            value_init = orthogonal(self.value_init_scale)
             value = nn.Dense(1, kernel_init=value_init, name="value")(x)[..., 0]
         return dist, value
 

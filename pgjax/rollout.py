@@ -305,13 +305,15 @@ def make_rollout(
     def reset(key: Array) -> RolloutState:
         keys = jax.random.split(key, num_envs)
         obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(keys, env.params)
-        env_state, obs = shard(_strip_weak_types((env_state, obs)))
+        env_state, obs, episode_return, episode_length = shard((
+            _strip_weak_types(env_state), _strip_weak_types(obs),
+            jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)))
         return RolloutState(
             env_state=env_state,
             obs=obs,
             obs_stats=init_obs_stats(spec.obs_shape) if normalize_obs else None,
-            episode_return=jnp.zeros((num_envs,), jnp.float32),
-            episode_length=jnp.zeros((num_envs,), jnp.int32),
+            episode_return=episode_return,
+            episode_length=episode_length,
         )
 
     def rollout(params: Params, state: RolloutState, key: Array):

@@ -68,18 +68,29 @@ def resolve_config_path(path: str | None) -> Path:
     return given
 
 
-def read_config(path: Path, overrides: list[str], seeds: int | None) -> Config:
-    """Loads a YAML config and applies ``--set`` overrides and ``--seeds``."""
-    config = load_config(path)
-    extra = [] if seeds is None else [f"training.num_seeds={seeds}"]
-    return apply_overrides(config, [*overrides, *extra])
+def read_config(path: Path, overrides: list[str], seeds: int | None,
+                devices: int | str | None = None) -> Config:
+    """Loads a YAML config and applies ``--set`` overrides, ``--seeds`` and ``--devices``."""
+    return with_devices(apply_overrides(load_config(path), [*overrides, *(
+        [] if seeds is None else [f"training.num_seeds={seeds}"])]), devices)
+
+
+def with_devices(config: Config, devices: int | str | None) -> Config:
+    """``config`` with ``training.devices`` set (unchanged for None)."""
+    return config if devices is None else apply_overrides(config, [f"training.devices={devices}"])
+
+
+# Where a run executes, not what it computes: a run may resume with other values.
+RUNTIME_KEYS = ("training.devices",)
 
 
 def config_diff(old: Config, new: Config) -> list[str]:
-    """``section.key (old -> new)`` for every key where the two configs differ."""
+    """``section.key (old -> new)`` for every key where the two configs differ, except
+    :data:`RUNTIME_KEYS` (a run saved on 4 devices resumes on 1, or on 8)."""
     a, b = config_to_dict(old), config_to_dict(new)
     return [f"{section}.{key} ({a[section][key]!r} -> {b[section][key]!r})"
-            for section in a for key in a[section] if a[section][key] != b[section][key]]
+            for section in a for key in a[section]
+            if a[section][key] != b[section][key] and f"{section}.{key}" not in RUNTIME_KEYS]
 
 
 def build_trainer(config: Config):
@@ -159,6 +170,8 @@ def check_resume(directory: Path, config: Config) -> None:
             diff = ", ".join(config_diff(config_from_dict(saved), config))
         except ConfigError:
             diff = "keys this version of pgjax does not read"
+        if not diff:  # only runtime keys (training.devices) differ
+            return
         raise RunError(f"--resume {directory}: config.yaml differs from the config of checkpoint "
                        f"chunk_{latest} in {diff}; restore the run's config.yaml")
 
@@ -194,11 +207,19 @@ def _vmapped_init(trainer):
 
 
 def abstract_state(trainer, seeds: int):
-    """Shapes and dtypes of the vmapped TrainState of ``seeds`` seeds (nothing is computed)."""
+    """Shapes, dtypes and shardings of the vmapped TrainState of ``seeds`` seeds.
+
+    Nothing is computed. The shardings are those of ``training.devices``
+    (:meth:`pgjax.sharding.Sharding.state`): the compiled programs take and
+    return states laid out so, and checkpoints are restored into it, whatever
+    device count they were saved with.
+    """
     import jax  # noqa: PLC0415
 
-    return jax.eval_shape(_vmapped_init(trainer), seed_keys(trainer.config, seeds),
-                          trainer.hparams)
+    shapes = jax.eval_shape(_vmapped_init(trainer), seed_keys(trainer.config, seeds),
+                            trainer.hparams)
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        shapes, trainer.sharding.state(shapes))
 
 
 def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = True) -> Programs:
@@ -221,19 +242,21 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
     def evaluate(state, key):
         return trainer.evaluate(state, jax.random.split(key)[1], greedy=greedy)
 
-    abstract = jax.eval_shape(init, keys, trainer.hparams)
+    abstract = abstract_state(trainer, seeds)
+    shardings = jax.tree.map(lambda a: a.sharding, abstract)
     start = time.perf_counter()
     compiled_eval = None
     if trainer.config.training.eval_episodes > 0 or not train:
         compiled_eval = jax.jit(jax.vmap(evaluate)).lower(abstract, keys).compile()
     compiled_init = compiled_chunk = None
     if train:
-        lowered_init = jax.jit(init).lower(keys, trainer.hparams).compile()
+        lowered_init = jax.jit(init, out_shardings=shardings).lower(keys, trainer.hparams).compile()
 
         def compiled_init(k):
             return lowered_init(k, trainer.hparams)
 
-        compiled_chunk = jax.jit(jax.vmap(chunk), donate_argnums=0).lower(abstract).compile()
+        compiled_chunk = jax.jit(jax.vmap(chunk), donate_argnums=0,
+                                 out_shardings=(shardings, None, None)).lower(abstract).compile()
     return Programs(keys, abstract, compiled_init, compiled_chunk, compiled_eval,
                     time.perf_counter() - start)
 

@@ -181,8 +181,11 @@ class Checkpoints:
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
         def target(a):
+            # Restored straight into the target's sharding (the run's devices, which
+            # need not be the devices the checkpoint was saved from); one device if none.
+            sharding = getattr(a, "sharding", None) or device
             a = jax.eval_shape(jax.random.key_data, a) if _is_key(a) else a
-            return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device)
+            return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
 
         ocp = self._ocp
         out = self._manager.restore(chunk, args=ocp.args.Composite(

@@ -67,16 +67,41 @@ class Sharding(NamedTuple):
     def num_devices(self) -> int:
         return self.mesh.size
 
-    def envs(self, tree: Any) -> Any:
-        """Splits the leading (env) axis of every array leaf over the devices."""
-        spec = NamedSharding(self.mesh, PartitionSpec(AXIS))
+    def envs(self, tree: Any, axis: int = 0) -> Any:
+        """Splits axis ``axis`` (the env or batch-row axis) of every array leaf over the devices.
+
+        Leaves with no such axis (scalars) are left as they are.
+        """
+        spec = NamedSharding(self.mesh, PartitionSpec(*(None,) * axis, AXIS))
         return jax.tree.map(
-            lambda x: jax.lax.with_sharding_constraint(x, spec) if np.ndim(x) >= 1 else x, tree)
+            lambda x: jax.lax.with_sharding_constraint(x, spec) if np.ndim(x) > axis else x, tree)
 
     def replicated(self, tree: Any) -> Any:
         """Keeps a full copy of every leaf on every device (parameters, optimiser states)."""
         spec = NamedSharding(self.mesh, PartitionSpec())
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), tree)
+
+
+    def state(self, state: Any) -> Any:
+        """The sharding of every leaf of a ``TrainState`` (arrays or abstract shapes).
+
+        The per-environment leaves of the rollout state (env states, observations,
+        running episode returns and lengths) are split along their env axis, which
+        follows any leading vmapped axes (seeds, hyperparameters); everything else
+        (parameters, optimiser states, keys, counters, statistics) is replicated.
+        Compiled programs take and return states laid out like this, and
+        checkpoints are restored straight into it.
+        """
+        batch = len(np.shape(state.update))  # leading vmapped axes
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        split = NamedSharding(self.mesh, PartitionSpec(*(None,) * batch, AXIS))
+        shardings = jax.tree.map(lambda _: replicated, state)
+        rollout = state.rollout
+        if rollout is not None:
+            shardings = shardings._replace(rollout=shardings.rollout._replace(**{
+                name: jax.tree.map(lambda _: split, getattr(rollout, name))
+                for name in ("env_state", "obs", "episode_return", "episode_length")}))
+        return shardings
 
 
 def make_sharding(devices: int | str = 1, *, num_envs: int) -> Sharding:

@@ -337,6 +337,9 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
             shuffled = jax.tree.map(
                 lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat
             )
+            # Each device takes its share of every minibatch's rows (else the
+            # partitioner gathers the batch and every device does all the work).
+            shuffled = sharding.envs(shuffled, axis=1)
 
             def minibatch(carry, mb):
                 params, opt_state = carry

@@ -58,6 +58,13 @@ for algorithm in sys.argv[1:]:
         entry["rollout_obs_shard_shapes"] = sorted(
             {tuple(shard.data.shape) for shard in rollout.obs.addressable_shards})
         entry["rollout_obs_devices"] = len(rollout.obs.sharding.device_set)
+    # init and update lay the state out alike (so update compiles once), as Sharding.state says.
+    s0 = jax.jit(four.init)(key)
+    s1 = jax.jit(lambda s: four.update(s)[0])(s0)
+    expected = four.sharding.state(s0)
+    entry["state_shardings_stable"] = all(
+        a.sharding.is_equivalent_to(b.sharding, a.ndim) and a.sharding.is_equivalent_to(e, a.ndim)
+        for a, b, e in zip(jax.tree.leaves(s0), jax.tree.leaves(s1), jax.tree.leaves(expected)))
     # vmap over 2 seeds composes with the 4 devices.
     keys = jax.random.split(key, 2)
     sv, mv = jax.block_until_ready(jax.jit(jax.vmap(four.train))(keys))

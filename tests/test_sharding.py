@@ -1,0 +1,129 @@
+"""Many devices, same code (pgjax.sharding): the env batch split over a device mesh.
+
+The multi-device checks run in subprocesses with 4 CPU devices forced
+(``--xla_force_host_platform_device_count=4``; XLA reads it only at start-up):
+``tests/sharding_check.py`` trains each algorithm with ``training.devices`` 4
+and 1 on the same keys and global batch and prints what it found.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+import pgjax
+from pgjax.config import Config, ConfigError, apply_overrides
+from pgjax.sharding import make_sharding, resolve_devices
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+def _forced_env(devices: int = 4) -> dict:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        f" --xla_force_host_platform_device_count={devices}").strip()
+    env["PGJAX_NO_CACHE"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def four_device_results():
+    out = subprocess.run(
+        [sys.executable, str(TESTS / "sharding_check.py"), "a2c", "ppo", "reinforce_baseline"],
+        capture_output=True, text=True, env=_forced_env(), timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("algorithm", ["a2c", "ppo", "reinforce_baseline"])
+def test_four_devices_match_one(four_device_results, algorithm):
+    r = four_device_results[algorithm]
+    # Same parameters within float32 reduction-order tolerance (sums split over devices).
+    assert r["params_rel_diff"] < 2e-3, r
+    assert r["loss_rel_diff"] < 1e-3, r
+    assert r["return_4"] == pytest.approx(r["return_1"], rel=1e-4)
+    assert r["param_sharding_replicated"]
+    assert r["state_shardings_stable"]
+
+
+@pytest.mark.parametrize("algorithm", ["a2c", "ppo"])
+def test_rollout_is_split_16_envs_per_device(four_device_results, algorithm):
+    r = four_device_results[algorithm]
+    assert r["rollout_obs_devices"] == 4
+    assert r["rollout_obs_shard_shapes"] == [[16, 4]]  # [envs on one device, CartPole obs]
+    assert r["vmap_obs_shard_shapes"] == [[2, 16, 4]]  # 2 seeds, each split over the 4
+
+
+@pytest.mark.parametrize("algorithm", ["a2c", "ppo", "reinforce_baseline"])
+def test_vmap_over_seeds_composes_with_devices(four_device_results, algorithm):
+    r = four_device_results[algorithm]
+    assert r["vmap_seed0_rel_diff"] < 1e-4  # seed 0 of the vmapped pair = seed 0 alone
+    assert r["vmap_seeds_differ"]
+
+
+def _cli(*args, cwd=ROOT, **extra_env):
+    env = {**_forced_env(), **extra_env}
+    return subprocess.run([sys.executable, "-m", "pgjax.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--devices", "8"], "training.devices=8: only 4 cpu device(s) available"),
+    (["--devices", "3"], "training.num_envs=16: must be divisible by training.devices = 3"),
+    (["--devices", "all", "--set", "training.num_envs=18"],
+     "training.num_envs=18: must be divisible by the 4 devices"),
+    (["--devices", "0"], "'0' is not a positive integer or 'all'"),
+])
+def test_bad_devices_exit_2_with_one_line(tmp_path, args, message):
+    out = _cli("train", "configs/cartpole_a2c.yaml", *args, "--out", str(tmp_path / "run"))
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
+
+
+def test_checkpoint_from_4_devices_resumes_on_2(tmp_path):
+    common = ["--set", "training.num_envs=64", "--set", "training.total_env_steps=40960",
+              "--set", "training.num_chunks=4", "--seeds", "2"]
+    whole = _cli("train", "configs/cartpole_a2c.yaml", "--devices", "4", *common,
+                 "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    cut = _cli("train", "configs/cartpole_a2c.yaml", "--devices", "4", *common,
+               "--out", str(tmp_path / "cut"), PGJAX_STOP_AFTER_CHUNKS="2")
+    assert cut.returncode != 0 and "checkpoint saved" in cut.stderr + cut.stdout
+    resumed = _cli("train", "--resume", str(tmp_path / "cut"), "--devices", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    b = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert b["chunks_done"] == 4
+    assert b["eval_returns"] == pytest.approx(a["eval_returns"], rel=1e-3)
+
+
+# ---------------------------------------------------------------- one device, in process
+def test_one_device_is_a_mesh_of_one():
+    trainer = pgjax.make_train(Config())
+    assert trainer.sharding.num_devices == 1
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    shardings = trainer.sharding.state(state)
+    assert all(s.is_fully_replicated for s in jax.tree.leaves(shardings))  # one device holds all
+
+
+def test_resolve_devices_checks_count_and_divisibility():
+    n = len(jax.devices())
+    assert len(resolve_devices("all", num_envs=n * 8)) == n
+    with pytest.raises(ConfigError, match=f"only {n} cpu device"):
+        resolve_devices(n + 1, num_envs=64 * (n + 1))
+    with pytest.raises(ConfigError, match="must be an int >= 1 or 'all'"):
+        resolve_devices("two", num_envs=8)
+    assert make_sharding(1, num_envs=3).num_devices == 1
+
+
+@pytest.mark.parametrize("value, message", [
+    ("x", "expected an int >= 1 or 'all'"), ("0", "must be an int >= 1 or 'all'")])
+def test_devices_config_values(value, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(Config(), [f"training.devices={value}"])
