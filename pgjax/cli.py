@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
 from pgjax.config import ConfigError, apply_overrides, load_config, save_config
+from pgjax import distributed
 from pgjax.rundir import RunError
 
 EXAMPLES = """examples:
@@ -101,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
                 raise RunError(f"--resume {directory}: the requested config differs from the "
                                f"run's in {', '.join(diff)}; resume without changes, or start "
                                "a new run")
+        _join(config, args)
         run.check_resume(directory, config)
         trainer = run.build_trainer(config)
         note = run.check_memory(config, trainer.env, config.training.num_seeds)
@@ -109,15 +111,23 @@ def _train(args: argparse.Namespace) -> int:
         path = run.resolve_config_path(args.config)
         config = run.read_config(path, args.set, args.seeds, args.devices)
         directory = rundir.choose_run_dir(path, args.out, args.force)
+        _join(config, args)
         trainer = run.build_trainer(config)
         note = run.check_memory(config, trainer.env, config.training.num_seeds)
-        rundir.create_run_dir(directory, args.force)  # only now: everything above is validated
-        save_config(config, directory / "config.yaml")
+        if distributed.is_primary():  # only now: everything above is validated
+            rundir.create_run_dir(directory, args.force)
+            save_config(config, directory / "config.yaml")
+        distributed.barrier("pgjax run directory")
         say = f"run directory: {directory}"
     run.say(say)
     result = run.train_run(directory, trainer, label=directory.name, resumed=bool(args.resume),
                            memory_note=note)
     return result.exit_code
+
+
+def _join(config, args: argparse.Namespace) -> None:
+    """Joins the multi-host job of ``config`` (training.num_processes != 1) before JAX starts."""
+    distributed.initialize(config, getattr(args, "process_id", None))
 
 
 def _run_config(directory: Path, flag: str = ""):
@@ -152,6 +162,7 @@ def _eval(args: argparse.Namespace) -> int:
     config = run.with_devices(_run_config(directory), args.devices)
     episodes = args.episodes or config.training.eval_episodes or 64
     config = apply_overrides(config, [f"training.eval_episodes={episodes}"])
+    _join(config, args)
     trainer = run.build_trainer(config)
     state, step = _restore(directory, trainer, args.checkpoint)
     programs = run.compile_programs(trainer, config.training.num_seeds, train=False,
@@ -382,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--devices", type=_devices, metavar="D",
                        help="devices that split each seed's environments: a count or 'all' "
                             "(sets training.devices; README 'Scaling out')")
+    train.add_argument("--process-id", type=int, metavar="I", default=None,
+                       help="this process's index in a multi-host run (training.num_processes; "
+                            "default $PGJAX_PROCESS_ID or the cluster's)")
     train.add_argument("--out", metavar="DIR",
                        help="run directory (default runs/<config name>-<YYYYmmdd-HHMMSS>)")
     train.add_argument("--resume", metavar="RUN_DIR",

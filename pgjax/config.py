@@ -143,6 +143,8 @@ class TrainingConfig:
     eval_episodes: int = 64  # fresh episodes per seed in the final evaluation (0 skips it)
     num_chunks: int = 20  # compiled chunks per run: progress, metrics and checkpoints between
     devices: Devices = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
+    num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.distributed)
+    coordinator_address: str = ""  # multi-host: host:port of process 0; "" = env or cluster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +284,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "training.eval_episodes": _GE0,
     "training.num_chunks": _GE1,
     "training.devices": ("must be an int >= 1 or 'all'", lambda v: v == "all" or v >= 1),
+    "training.num_processes": _GE0,
 }
 
 

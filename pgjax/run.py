@@ -31,6 +31,7 @@ import numpy as np
 import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any computation)
 from pgjax.config import (Config, ConfigError, apply_overrides, config_from_dict, config_to_dict,
                           load_config)
+from pgjax import distributed
 from pgjax.rundir import Checkpoints, MetricsFile, RunError, chunk_rows, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,9 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def say(*parts: Any) -> None:
-    print(*parts, flush=True)
+    """Prints a line (process 0 only, in a multi-host run)."""
+    if distributed.is_primary():
+        print(*parts, flush=True)
 
 
 def _fmt_bytes(n: float) -> str:
@@ -81,7 +84,7 @@ def with_devices(config: Config, devices: int | str | None) -> Config:
 
 
 # Where a run executes, not what it computes: a run may resume with other values.
-RUNTIME_KEYS = ("training.devices",)
+RUNTIME_KEYS = ("training.devices", "training.num_processes", "training.coordinator_address")
 
 
 def config_diff(old: Config, new: Config) -> list[str]:
@@ -244,10 +247,13 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
 
     abstract = abstract_state(trainer, seeds)
     shardings = jax.tree.map(lambda a: a.sharding, abstract)
+    # Metrics and returns come back whole to every process (multi-host: read by each).
+    whole = trainer.sharding.replicate
     start = time.perf_counter()
     compiled_eval = None
     if trainer.config.training.eval_episodes > 0 or not train:
-        compiled_eval = jax.jit(jax.vmap(evaluate)).lower(abstract, keys).compile()
+        compiled_eval = jax.jit(jax.vmap(evaluate), out_shardings=whole).lower(
+            abstract, keys).compile()
     compiled_init = compiled_chunk = None
     if train:
         lowered_init = jax.jit(init, out_shardings=shardings).lower(keys, trainer.hparams).compile()
@@ -256,7 +262,7 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
             return lowered_init(k, trainer.hparams)
 
         compiled_chunk = jax.jit(jax.vmap(chunk), donate_argnums=0,
-                                 out_shardings=(shardings, None, None)).lower(abstract).compile()
+                                 out_shardings=(shardings, whole, whole)).lower(abstract).compile()
     return Programs(keys, abstract, compiled_init, compiled_chunk, compiled_eval,
                     time.perf_counter() - start)
 
@@ -274,7 +280,7 @@ class Display:
         self._steps, self._chunk, self._rate, self._return = done_steps, 0, None, math.nan
         self._elapsed, self._eta, self._since = elapsed, None, time.perf_counter()
         self._bar = None
-        if sys.stdout.isatty():
+        if sys.stdout.isatty() and distributed.is_primary():
             from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn  # noqa
             from rich.progress import TextColumn  # noqa: PLC0415
             from rich.text import Text  # noqa: PLC0415
@@ -368,7 +374,8 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
 
     config, derived = trainer.config, trainer.derived
     seeds = config.training.num_seeds
-    checkpoints = Checkpoints(directory / "checkpoints")
+    checkpoints = Checkpoints(directory / "checkpoints")  # every process saves and restores
+    primary = distributed.is_primary()  # process 0 alone writes the other files
     metrics_file = MetricsFile(directory / "metrics.csv")
     if memory_note:
         say(memory_note)
@@ -380,11 +387,13 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     latest = checkpoints.latest() if resumed else None
     if latest is None:
         state, done, elapsed = programs.init(programs.keys), 0, 0.0
-        metrics_file.truncate(0)
+        if primary:
+            metrics_file.truncate(0)
     else:
         state, progress = checkpoints.restore(latest, programs.abstract)
         done, elapsed = int(progress["chunk"]), float(progress["elapsed_s"])
-        metrics_file.truncate(done)
+        if primary:
+            metrics_file.truncate(done)
         say(f"resuming after chunk {done}/{derived.num_chunks} "
             f"({done * derived.updates_per_chunk * derived.steps_per_update:,} env steps)")
     steps_of = derived.updates_per_chunk * derived.steps_per_update
@@ -402,7 +411,8 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
                 wall = elapsed + session_s + (time.perf_counter() - start)
                 rows = chunk_rows(metrics, chunk=chunk, update=update,
                                   env_steps=update * derived.steps_per_update, wall_s=wall)
-                metrics_file.append(rows)
+                if primary:
+                    metrics_file.append(rows)
                 problem = first_non_finite(metrics, np.asarray(finite), first_update)
                 if problem:
                     status = "diverged"
@@ -469,8 +479,9 @@ def _summarise(directory: Path, trainer, programs: Programs, final_state, *, sta
         "latest_checkpoint": checkpoints.latest(), "best_checkpoint": checkpoints.best(),
     }
     metrics_csv = directory / "metrics.csv"
-    curve = plot.read_curve(metrics_csv, label=config.algorithm.name) if metrics_csv.exists() \
-        else None
+    primary = distributed.is_primary()
+    curve = plot.read_curve(metrics_csv, label=config.algorithm.name) \
+        if primary and metrics_csv.exists() else None
     if curve is not None and curve.returns.size:
         last = curve.returns[:, -1]
         summary["final_train_return_mean"] = float(np.nanmean(last)) if np.isfinite(last).any() \
@@ -494,7 +505,8 @@ def _summarise(directory: Path, trainer, programs: Programs, final_state, *, sta
     lines.append(f"wall time {wall_s:.1f} s, compile {programs.compile_s:.1f} s"
                  + (f", {rate:,.0f} env steps/s (all seeds)" if rate else ""))
     lines.append(f"run directory: {directory}")
-    write_json(directory / "summary.json", summary)
+    if primary:
+        write_json(directory / "summary.json", summary)
     for line in lines:
         say(line)
     return summary

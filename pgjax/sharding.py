@@ -67,19 +67,27 @@ class Sharding(NamedTuple):
     def num_devices(self) -> int:
         return self.mesh.size
 
+    @property
+    def replicate(self) -> NamedSharding:
+        """The sharding of an array held whole by every device."""
+        return NamedSharding(self.mesh, PartitionSpec())
+
     def envs(self, tree: Any, axis: int = 0) -> Any:
         """Splits axis ``axis`` (the env or batch-row axis) of every array leaf over the devices.
 
         Leaves with no such axis (scalars) are left as they are.
         """
+        if self.num_devices == 1:  # nothing to split: leave one-device programs as they were
+            return tree
         spec = NamedSharding(self.mesh, PartitionSpec(*(None,) * axis, AXIS))
         return jax.tree.map(
             lambda x: jax.lax.with_sharding_constraint(x, spec) if np.ndim(x) > axis else x, tree)
 
     def replicated(self, tree: Any) -> Any:
         """Keeps a full copy of every leaf on every device (parameters, optimiser states)."""
-        spec = NamedSharding(self.mesh, PartitionSpec())
-        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), tree)
+        if self.num_devices == 1:
+            return tree
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, self.replicate), tree)
 
 
     def state(self, state: Any) -> Any:
@@ -93,7 +101,7 @@ class Sharding(NamedTuple):
         checkpoints are restored straight into it.
         """
         batch = len(np.shape(state.update))  # leading vmapped axes
-        replicated = NamedSharding(self.mesh, PartitionSpec())
+        replicated = self.replicate
         split = NamedSharding(self.mesh, PartitionSpec(*(None,) * batch, AXIS))
         shardings = jax.tree.map(lambda _: replicated, state)
         rollout = state.rollout

@@ -6,3 +6,6 @@ test modules import gymnax-based helpers before pgjax.
 """
 
 import pgjax  # noqa: F401  (must come before any import that runs a computation)
+
+# Scripts that tests run in subprocesses (with their own XLA_FLAGS), not test modules.
+collect_ignore = ["sharding_check.py"]

@@ -8,6 +8,7 @@ and 1 on the same keys and global batch and prints what it found.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,21 +87,62 @@ def test_bad_devices_exit_2_with_one_line(tmp_path, args, message):
     assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
-def test_checkpoint_from_4_devices_resumes_on_2(tmp_path):
-    common = ["--set", "training.num_envs=64", "--set", "training.total_env_steps=40960",
-              "--set", "training.num_chunks=4", "--seeds", "2"]
-    whole = _cli("train", "configs/cartpole_a2c.yaml", "--devices", "4", *common,
-                 "--out", str(tmp_path / "whole"))
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    cut = _cli("train", "configs/cartpole_a2c.yaml", "--devices", "4", *common,
-               "--out", str(tmp_path / "cut"), PGJAX_STOP_AFTER_CHUNKS="2")
+COMMON = ["configs/cartpole_a2c.yaml", "--set", "training.num_envs=64",
+          "--set", "training.total_env_steps=40960", "--set", "training.num_chunks=4",
+          "--seeds", "2"]
+
+
+@pytest.fixture(scope="module")
+def four_device_run(tmp_path_factory):
+    """A whole run on 4 devices of one process: what the runs below must reproduce."""
+    out = tmp_path_factory.mktemp("four") / "run"
+    done = _cli("train", *COMMON, "--devices", "4", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_multi_host_without_a_coordinator_exits_2(tmp_path):
+    out = _cli("train", "--set", "training.num_processes=2", "--out", str(tmp_path / "run"),
+               JAX_COORDINATOR_ADDRESS="")
+    assert out.returncode == 2, out.stderr
+    assert "training.num_processes=2: jax.distributed.initialize failed" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_from_4_devices_resumes_on_2(tmp_path, four_device_run):
+    cut = _cli("train", *COMMON, "--devices", "4", "--out", str(tmp_path / "cut"),
+               PGJAX_STOP_AFTER_CHUNKS="2")
     assert cut.returncode != 0 and "checkpoint saved" in cut.stderr + cut.stdout
     resumed = _cli("train", "--resume", str(tmp_path / "cut"), "--devices", "2")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a = json.loads((tmp_path / "whole" / "summary.json").read_text())
     b = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert b["chunks_done"] == 4
-    assert b["eval_returns"] == pytest.approx(a["eval_returns"], rel=1e-3)
+    assert b["eval_returns"] == pytest.approx(four_device_run["eval_returns"], rel=1e-3)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path, four_device_run):
+    """Multi-host on one machine: 2 processes (jax.distributed, gloo), 2 CPU devices each."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "pgjax.cli", "train", *COMMON, "--devices", "all",
+            "--set", "training.num_processes=2",
+            "--set", f"training.coordinator_address=127.0.0.1:{_free_port()}", "--out", str(out)]
+    procs = [subprocess.Popen(args + ["--process-id", str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_forced_env(2), cwd=ROOT)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "final greedy evaluation" in outputs[0][0]
+    assert "final greedy evaluation" not in outputs[1][0]  # process 1 prints nothing of its own
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval_returns"] == pytest.approx(four_device_run["eval_returns"], rel=1e-3)
 
 
 # ---------------------------------------------------------------- one device, in process
