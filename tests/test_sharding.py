@@ -60,6 +60,14 @@ def test_rollout_is_split_16_envs_per_device(four_device_results, algorithm):
     assert r["vmap_obs_shard_shapes"] == [[2, 16, 4]]  # 2 seeds, each split over the 4
 
 
+def test_each_device_computes_its_share_of_the_update(four_device_results):
+    # Per device: the rollout's forward on 16 envs, the loss on its rows only (a2c: 8 steps x
+    # 16 envs; ppo: 32 of each 128-row minibatch), never the whole batch (512, or 128 for ppo).
+    a2c, ppo = four_device_results["a2c"]["dot_rows"], four_device_results["ppo"]["dot_rows"]
+    assert 16 in a2c and 128 in a2c and 512 not in a2c, a2c  # (64: the [64, 64] weight grads)
+    assert 16 in ppo and 32 in ppo and 128 not in ppo and 512 not in ppo, ppo
+
+
 @pytest.mark.parametrize("algorithm", ["a2c", "ppo", "reinforce_baseline"])
 def test_vmap_over_seeds_composes_with_devices(four_device_results, algorithm):
     r = four_device_results[algorithm]
