@@ -105,7 +105,8 @@ def _train(args: argparse.Namespace) -> int:
         _join(config, args)
         run.check_resume(directory, config)
         trainer = run.build_trainer(config)
-        note = run.check_memory(config, trainer.env, config.training.num_seeds)
+        note = run.check_memory(config, trainer.env, config.training.num_seeds,
+                                trainer.sharding.num_devices)
         say = f"resuming run directory: {directory}"
     else:
         path = run.resolve_config_path(args.config)
@@ -113,7 +114,8 @@ def _train(args: argparse.Namespace) -> int:
         directory = rundir.choose_run_dir(path, args.out, args.force)
         _join(config, args)
         trainer = run.build_trainer(config)
-        note = run.check_memory(config, trainer.env, config.training.num_seeds)
+        note = run.check_memory(config, trainer.env, config.training.num_seeds,
+                                trainer.sharding.num_devices)
         if distributed.is_primary():  # only now: everything above is validated
             rundir.create_run_dir(directory, args.force)
             save_config(config, directory / "config.yaml")
@@ -271,7 +273,8 @@ def _compare(args: argparse.Namespace) -> int:
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
             raise RunError(f"--out {out}: exists and is not empty; pass --force to replace it")
     trainers = [run.build_trainer(c) for c in configs]  # every variant checked before any compile
-    notes = [run.check_memory(c, t.env, c.training.num_seeds) for c, t in zip(configs, trainers)]
+    notes = [run.check_memory(c, t.env, c.training.num_seeds, t.sharding.num_devices)
+             for c, t in zip(configs, trainers)]
     out.mkdir(parents=True, exist_ok=True)
     run.say(f"compare directory: {out}")
     results = []

@@ -124,11 +124,20 @@ def build_trainer(config: Config):
     return make_train(config, env=env)
 
 
-def check_memory(config: Config, env, seeds: int) -> str:
-    """Refuses a run whose buffers would not fit; returns the estimate as a line to print."""
+def check_memory(config: Config, env, seeds: int, devices: int = 1) -> str:
+    """Refuses a run whose buffers would not fit; returns the estimate as a line to print.
+
+    With ``devices`` accelerators the run's arrays are spread over all of them (the env batch
+    split, the rest replicated), so the limit is their memory together; CPU devices, forced or
+    not, share the host's memory.
+    """
+    import jax  # noqa: PLC0415
+
     from pgjax import memory  # noqa: PLC0415
     estimate = memory.estimate_memory(config, seeds=seeds, env=env).total_bytes
     limit = memory.available_memory()
+    if jax.default_backend() != "cpu":
+        limit *= devices
     t, a = config.training, config.algorithm
     if estimate > limit:
         raise ConfigError(
