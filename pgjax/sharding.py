@@ -7,9 +7,15 @@ constrains every per-environment array (env states, observations, leaves
 ``[N, ...]``) to be split along N over that axis and the parameters to be
 replicated; XLA's SPMD partitioner does the rest inside the one compiled
 program: each device steps ``N / D`` environments and runs its share of the
-forward and backward passes, and the mean losses (hence the gradients and the
-metrics) are all-reduced across devices. One device is the same code path with
-a mesh of one.
+forward and backward passes (PPO's shuffled minibatches are split by row as
+well), and the mean losses (hence the gradients and the metrics) are
+all-reduced across devices. One device is the same code path with a mesh of
+one, on which the constraints are skipped (there is nothing to split).
+
+The collectives per n-step update, as compiled: one all-reduce of the
+gradients (per minibatch for PPO, plus an all-gather of the shuffled batch per
+epoch), one of the episode statistics, and one boolean per rollout step for the
+rollout's "any episode truncated?" branch.
 
 The constraints are ``jax.lax.with_sharding_constraint``, which ``vmap``
 batches by leaving the vmapped axis unsplit, so ``jax.vmap(trainer.train)``
