@@ -143,6 +143,7 @@ class TrainingConfig:
     eval_episodes: int = 64  # fresh episodes per seed in the final evaluation (0 skips it)
     num_chunks: int = 20  # compiled chunks per run: progress, metrics and checkpoints between
     devices: Devices = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
+    split: str = "envs"  # what devices split: "envs" of each seed, or whole "seeds" (small agents)
     num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.distributed)
     coordinator_address: str = ""  # multi-host: host:port of process 0; "" = env or cluster
 
@@ -285,6 +286,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "training.num_chunks": _GE1,
     "training.devices": ("must be an int >= 1 or 'all'", lambda v: v == "all" or v >= 1),
     "training.num_processes": _GE0,
+    "training.split": ("must be 'envs' or 'seeds'", ("envs", "seeds").__contains__),
 }
 
 
@@ -336,9 +338,13 @@ def validate(config: Config, *, max_steps_in_episode: int | None = None) -> None
     if a.name == "ppo" and batch % a.minibatches:
         raise _error("algorithm.minibatches", a.minibatches,
                      f"must divide training.num_envs * algorithm.n_steps = {batch}")
-    if isinstance(t.devices, int) and t.num_envs % t.devices:
+    if isinstance(t.devices, int) and t.split == "envs" and t.num_envs % t.devices:
         raise _error("training.num_envs", t.num_envs,
                      f"must be divisible by training.devices = {t.devices}")
+    if isinstance(t.devices, int) and t.split == "seeds" and t.num_seeds % t.devices:
+        raise _error("training.num_seeds", t.num_seeds,
+                     f"must be divisible by training.devices = {t.devices} "
+                     "(training.split = 'seeds')")
     if a.name == "reinforce" and config.network.shared_trunk:
         raise _error("network.shared_trunk", True, "plain reinforce has no critic to share a trunk "
                      "with; use false, or algorithm.name=reinforce_baseline")

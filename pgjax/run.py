@@ -84,7 +84,8 @@ def with_devices(config: Config, devices: int | str | None) -> Config:
 
 
 # Where a run executes, not what it computes: a run may resume with other values.
-RUNTIME_KEYS = ("training.devices", "training.num_processes", "training.coordinator_address")
+RUNTIME_KEYS = ("training.devices", "training.split", "training.num_processes",
+                "training.coordinator_address")
 
 
 def config_diff(old: Config, new: Config) -> list[str]:
@@ -239,7 +240,8 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    keys = seed_keys(trainer.config, seeds)
+    # Whole on every device, or split over them with training.split = "seeds".
+    keys = trainer.sharding.put_seeds(seed_keys(trainer.config, seeds))
     init = _vmapped_init(trainer)
 
     def chunk(state):

@@ -36,11 +36,13 @@ from pgjax.config import ConfigError
 AXIS = "envs"
 
 
-def resolve_devices(devices: int | str, num_envs: int) -> list[jax.Device]:
-    """The devices that ``training.devices`` names, checked against ``num_envs``.
+def resolve_devices(devices: int | str, num_envs: int, *, split: str = "envs",
+                    num_seeds: int = 1) -> list[jax.Device]:
+    """The devices that ``training.devices`` names, checked against what they split.
 
     Raises:
-      ConfigError: more devices than JAX sees, or ``num_envs`` not divisible by their number.
+      ConfigError: more devices than JAX sees, or ``num_envs`` (``num_seeds`` with
+        ``split="seeds"``) not divisible by their number.
 
     Examples:
       >>> [d.platform for d in resolve_devices(1, num_envs=8)]
@@ -57,7 +59,13 @@ def resolve_devices(devices: int | str, num_envs: int) -> list[jax.Device]:
         chosen = available[:devices]
     else:
         raise ConfigError(f"training.devices={devices!r}: must be an int >= 1 or 'all'")
-    if num_envs % len(chosen):
+    if split == "seeds":
+        if num_seeds % len(chosen):
+            raise ConfigError(
+                f"training.num_seeds={num_seeds}: must be divisible by the {len(chosen)} devices "
+                f"of training.devices={devices!r} with training.split='seeds', so each device "
+                "trains the same number of seeds")
+    elif num_envs % len(chosen):
         raise ConfigError(
             f"training.num_envs={num_envs}: must be divisible by the {len(chosen)} devices of "
             f"training.devices={devices!r}, so each device steps the same number of envs")
@@ -65,9 +73,16 @@ def resolve_devices(devices: int | str, num_envs: int) -> list[jax.Device]:
 
 
 class Sharding(NamedTuple):
-    """The mesh of a run and the constraints the trainer applies with it."""
+    """The mesh of a run and the constraints the trainer applies with it.
+
+    ``split`` is ``"envs"`` (each seed's env batch is split over the devices; the
+    trainer's constraints do it) or ``"seeds"`` (whole seeds go to devices: the
+    trainer constrains nothing, and the leading seed axis of a vmapped run is
+    split instead, from keys placed with :attr:`seeds`).
+    """
 
     mesh: Mesh
+    split: str = "envs"
 
     @property
     def num_devices(self) -> int:
@@ -83,7 +98,7 @@ class Sharding(NamedTuple):
 
         Leaves with no such axis (scalars) are left as they are.
         """
-        if self.num_devices == 1:  # nothing to split: leave one-device programs as they were
+        if self.num_devices == 1 or self.split != "envs":  # one device: nothing to split
             return tree
         spec = NamedSharding(self.mesh, PartitionSpec(*(None,) * axis, AXIS))
         return jax.tree.map(
@@ -91,9 +106,31 @@ class Sharding(NamedTuple):
 
     def replicated(self, tree: Any) -> Any:
         """Keeps a full copy of every leaf on every device (parameters, optimiser states)."""
-        if self.num_devices == 1:
+        if self.num_devices == 1 or self.split != "envs":
             return tree
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, self.replicate), tree)
+
+    @property
+    def seeds(self) -> NamedSharding:
+        """Where to put the ``[S]`` seed keys of a vmapped run: split over the devices with
+        ``split="seeds"``, else whole on every device.
+
+        :meth:`put_seeds` places keys so.
+        """
+        spec = PartitionSpec(AXIS) if self.split == "seeds" else PartitionSpec()
+        return NamedSharding(self.mesh, spec)
+
+    def put_seeds(self, keys: jax.Array) -> jax.Array:
+        """The ``[S]`` PRNG keys laid out by :attr:`seeds`, from every process of a multi-host run.
+
+        ``jax.jit(jax.vmap(trainer.train))(trainer.sharding.put_seeds(keys))`` then trains
+        ``S / D`` seeds on each device with ``split="seeds"`` (every seed on every device
+        otherwise). Unlike ``jax.device_put``, this works when the mesh spans devices of other
+        processes; each process must pass the same keys.
+        """
+        data = np.asarray(jax.random.key_data(keys))
+        placed = jax.make_array_from_callback(data.shape, self.seeds, lambda index: data[index])
+        return jax.random.wrap_key_data(placed, impl=jax.random.key_impl(keys))
 
 
     def state(self, state: Any) -> Any:
@@ -107,6 +144,11 @@ class Sharding(NamedTuple):
         checkpoints are restored straight into it.
         """
         batch = len(np.shape(state.update))  # leading vmapped axes
+        if self.split == "seeds":
+            if batch == 0:
+                raise ValueError("split='seeds' lays out states vmapped over seeds; this one "
+                                 "has no seed axis")
+            return jax.tree.map(lambda _: self.seeds, state)
         replicated = self.replicate
         split = NamedSharding(self.mesh, PartitionSpec(*(None,) * batch, AXIS))
         shardings = jax.tree.map(lambda _: replicated, state)
@@ -118,6 +160,8 @@ class Sharding(NamedTuple):
         return shardings
 
 
-def make_sharding(devices: int | str = 1, *, num_envs: int) -> Sharding:
+def make_sharding(devices: int | str = 1, *, num_envs: int, split: str = "envs",
+                  num_seeds: int = 1) -> Sharding:
     """A :class:`Sharding` over the devices of ``training.devices``."""
-    return Sharding(Mesh(np.asarray(resolve_devices(devices, num_envs)), (AXIS,)))
+    chosen = resolve_devices(devices, num_envs, split=split, num_seeds=num_seeds)
+    return Sharding(Mesh(np.asarray(chosen), (AXIS,)), split)

@@ -207,7 +207,9 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
     )
     normalize_obs = config.env.normalize_obs
     # The env batch is split over training.devices (one device: a mesh of one).
-    sharding = make_sharding(config.training.devices, num_envs=config.training.num_envs)
+    t = config.training
+    sharding = make_sharding(t.devices, num_envs=t.num_envs, split=t.split,
+                             num_seeds=t.num_seeds)
     if episodic:
         episodic_rollout = make_episodic_rollout(
             env, networks.apply, num_envs=config.training.num_envs, normalize_obs=normalize_obs,

@@ -38,7 +38,24 @@ def max_rel_diff(a, b) -> float:
 
 
 results = {}
-for algorithm in sys.argv[1:]:
+if "split_seeds" in sys.argv[1:]:
+    # training.split = "seeds": 4 seeds, one per device, against the same 4 seeds on one device.
+    key = jax.random.key(0)
+    keys = jax.random.split(key, 4)
+    one = pgjax.make_train(config("a2c", 1))
+    four = pgjax.make_train(config("a2c", 4, "training.split=seeds", "training.num_seeds=4"))
+    s1, _ = jax.block_until_ready(jax.jit(jax.vmap(one.train))(keys))
+    s4, _ = jax.block_until_ready(
+        jax.jit(jax.vmap(four.train))(four.sharding.put_seeds(keys)))
+    leaves = jax.tree.leaves(s4.params) + [s4.rollout.obs]
+    results["split_seeds"] = {
+        "params_rel_diff": max_rel_diff(s4.params, s1.params),
+        "seeds_per_device": sorted({shard.data.shape[0] for x in leaves
+                                    for shard in x.addressable_shards}),
+        "devices": len(s4.rollout.obs.sharding.device_set),
+        "envs_per_device": sorted({shard.data.shape[1] for shard in s4.rollout.obs.addressable_shards}),
+    }
+for algorithm in [a for a in sys.argv[1:] if a != "split_seeds"]:
     key = jax.random.key(0)
     one = pgjax.make_train(config(algorithm, 1))
     four = pgjax.make_train(config(algorithm, 4))

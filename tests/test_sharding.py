@@ -35,7 +35,8 @@ def _forced_env(devices: int = 4) -> dict:
 @pytest.fixture(scope="module")
 def four_device_results():
     out = subprocess.run(
-        [sys.executable, str(TESTS / "sharding_check.py"), "a2c", "ppo", "reinforce_baseline"],
+        [sys.executable, str(TESTS / "sharding_check.py"), "a2c", "ppo", "reinforce_baseline",
+         "split_seeds"],
         capture_output=True, text=True, env=_forced_env(), timeout=900, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,6 +76,14 @@ def test_vmap_over_seeds_composes_with_devices(four_device_results, algorithm):
     assert r["vmap_seeds_differ"]
 
 
+def test_split_seeds_puts_whole_seeds_on_devices(four_device_results):
+    r = four_device_results["split_seeds"]
+    assert r["devices"] == 4
+    assert r["seeds_per_device"] == [1]  # 4 seeds, one per device, params and rollout alike
+    assert r["envs_per_device"] == [64]  # each seed's env batch whole on its device
+    assert r["params_rel_diff"] < 1e-5, r  # no cross-device sums: same numbers as one device
+
+
 def _cli(*args, cwd=ROOT, **extra_env):
     env = {**_forced_env(), **extra_env}
     return subprocess.run([sys.executable, "-m", "pgjax.cli", *args], capture_output=True,
@@ -87,6 +96,8 @@ def _cli(*args, cwd=ROOT, **extra_env):
     (["--devices", "all", "--set", "training.num_envs=18"],
      "training.num_envs=18: must be divisible by the 4 devices"),
     (["--devices", "0"], "'0' is not a positive integer or 'all'"),
+    (["--devices", "4", "--seeds", "2", "--set", "training.split=seeds"],
+     "training.num_seeds=2: must be divisible by training.devices = 4"),
 ])
 def test_bad_devices_exit_2_with_one_line(tmp_path, args, message):
     out = _cli("train", "configs/cartpole_a2c.yaml", *args, "--out", str(tmp_path / "run"))
@@ -127,6 +138,15 @@ def test_checkpoint_from_4_devices_resumes_on_2(tmp_path, four_device_run):
     b = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert b["chunks_done"] == 4
     assert b["eval_returns"] == pytest.approx(four_device_run["eval_returns"], rel=1e-3)
+
+
+def test_cli_split_seeds_matches_one_device(tmp_path, four_device_run):
+    """--seeds 2 --devices 2 with training.split=seeds: one seed per device, same numbers."""
+    done = _cli("train", *COMMON, "--devices", "2", "--set", "training.split=seeds",
+                "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["eval_returns"] == pytest.approx(four_device_run["eval_returns"], rel=1e-3)
 
 
 def _free_port() -> int:
