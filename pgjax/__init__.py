@@ -59,6 +59,31 @@ def _avoid_xla_cpu_hang() -> None:
 
 _avoid_xla_cpu_hang()
 
+
+def _cpu_devices() -> None:
+    """``PGJAX_CPU_DEVICES=D`` gives the CPU backend D host devices (README, "Scaling out").
+
+    XLA's CPU backend runs each device's program on its own thread, so splitting the env
+    batch over D host devices (``--devices all``) keeps more cores busy than one device's
+    intra-op parallelism: A2C at N=2048 on 2 cores, 824k env steps/s with 2 devices against
+    634k with 1 (benchmarks/RESULTS.md). Like the flag above, this must be in XLA_FLAGS before
+    the backend starts; a count already in XLA_FLAGS wins.
+    """
+    count = os.environ.get("PGJAX_CPU_DEVICES", "")
+    flag = "--xla_force_host_platform_device_count"
+    if not count or flag in os.environ.get("XLA_FLAGS", ""):
+        return
+    if not count.isdigit() or int(count) < 1:
+        import warnings
+
+        warnings.warn(f"PGJAX_CPU_DEVICES={count!r} ignored: must be a positive integer",
+                      RuntimeWarning, stacklevel=3)
+        return
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={int(count)}".strip()
+
+
+_cpu_devices()
+
 from pgjax.losses import (  # noqa: E402
     actor_critic_loss,
     entropy_bonus,

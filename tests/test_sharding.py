@@ -197,3 +197,17 @@ def test_resolve_devices_checks_count_and_divisibility():
 def test_devices_config_values(value, message):
     with pytest.raises(ConfigError, match=message):
         apply_overrides(Config(), [f"training.devices={value}"])
+
+
+@pytest.mark.parametrize("value, xla_flags, expected", [
+    ("2", "", 2),  # PGJAX_CPU_DEVICES gives the CPU backend 2 host devices
+    ("2", "--xla_force_host_platform_device_count=3", 3),  # a count in XLA_FLAGS wins
+    ("two", "", 1),  # ignored, with a warning
+])
+def test_pgjax_cpu_devices(value, xla_flags, expected):
+    env = {**os.environ, "PGJAX_CPU_DEVICES": value, "XLA_FLAGS": xla_flags}
+    out = subprocess.run([sys.executable, "-c", "import pgjax, jax; print(jax.device_count())"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == expected
+    assert ("PGJAX_CPU_DEVICES='two' ignored" in out.stderr) == (value == "two")
