@@ -255,6 +255,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     paths = [run.resolve_config_path(c) for c in args.configs]
     configs = [run.read_config(p, args.set, args.seeds, args.devices) for p in paths]
+    for path, config in zip(paths, configs):
+        if distributed.wanted(config):
+            raise RunError(f"{path}: training.num_processes={config.training.num_processes}: "
+                           "pgjax compare runs on one host; use pgjax train for multi-host runs")
     labels: list[str] = []
     for p in paths:
         label, i = p.stem, 1

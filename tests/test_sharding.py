@@ -129,6 +129,13 @@ def test_multi_host_without_a_coordinator_exits_2(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_compare_refuses_multi_host(tmp_path):
+    out = _cli("compare", "configs/cartpole_a2c.yaml", "--set", "training.num_processes=2",
+               "--out", str(tmp_path / "cmp"))
+    assert out.returncode == 2, out.stderr
+    assert "pgjax compare runs on one host" in out.stderr
+
+
 def test_checkpoint_from_4_devices_resumes_on_2(tmp_path, four_device_run):
     cut = _cli("train", *COMMON, "--devices", "4", "--out", str(tmp_path / "cut"),
                PGJAX_STOP_AFTER_CHUNKS="2")
