@@ -14,6 +14,7 @@ Usage (from the repository root, in the README's environment):
     .venv/bin/python benchmarks/learning.py --rows cartpole      # rows whose config matches
     .venv/bin/python benchmarks/learning.py --write-results      # also update RESULTS.md
     .venv/bin/python benchmarks/learning.py --rows cartpole_a2c --set optimizer.anneal_lr=true
+    .venv/bin/python benchmarks/learning.py --regenerate         # RESULTS.md from the record only
 
 ``--write-results`` records each run row (with its date, machine and command)
 in ``benchmarks/learning_results.json``, keyed by config, and rewrites the
@@ -183,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a preset field in every row run (repeatable), to try variants")
     parser.add_argument("--json", help="write the results as JSON to this path")
     parser.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="only rewrite RESULTS.md's section from the recorded rows (after "
+                             "editing NOTES); trains nothing")
     args = parser.parse_args(argv)
+    if args.regenerate:
+        write_results(results_section(json.loads(RECORD.read_text())))
+        return 0
     if args.write_results and args.set:
         parser.error("--write-results records the shipped presets; drop --set")
     words = [w for w in args.rows.split(",") if w] or [""]
