@@ -84,11 +84,12 @@ NOTES: dict[str, str] = {
         "the mean passes -300, but one seed in 8 ends at -600. Tried (4 seeds): 32 envs x 16 "
         "steps with actor lr 3e-4, -571.8; lr 7e-4 with network.log_std_init=-1, -280.6."),
     "configs/breakout_minatar_ppo.yaml": (
-        "one seed only: on these 2 shared cores a seed takes ~18 minutes (about 9 MFLOP per env "
-        "step: the 2x256 MLP over 400 inputs, forward and backward, 4 epochs), so 8 seeds are "
-        "~2.5 hours, a GPU job not run here. Smaller networks stall at ~6 (the ball is hit once "
-        "or twice): 2x64 ReLU PPO ended at 6.4 after 10M; with gamma 0.99 a 2x128 PPO was at 6.4 "
-        "after 2M. With gamma 0.999 (the gymnax-blines value) the 2x256 run passes 13 at 1M."),
+        "8 seeds in one vmapped call took 108 minutes on these 2 cores (about 9 MFLOP per env "
+        "step: the 2x256 MLP over 400 inputs, forward and backward, 4 epochs), sharing them with "
+        "other work at low priority; per seed 41.0, 72.9, 60.2, 26.7, 75.9, 44.0, 70.5, 24.1. "
+        "Smaller networks stall at ~6 (the ball is hit once or twice): 2x64 ReLU PPO ended at 6.4 "
+        "after 10M; with gamma 0.99 a 2x128 PPO was at 6.4 after 2M. With gamma 0.999 (the "
+        "gymnax-blines value) the 2x256 run passes 13 at 1M."),
     "configs/breakout_minatar_a2c.yaml": (
         "misses 15 with 8 seeds (9.5 ± 2.9; 58 minutes on these shared cores); one seed alone "
         "reached 11.0. Tried (1 seed): gamma 0.999, 5.5; 2x64 and 2x128 networks stall at 5.5-6 "
