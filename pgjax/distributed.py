@@ -49,7 +49,9 @@ def initialize(config: Config, process_id: int | None = None) -> bool:
         return False
     import jax  # noqa: PLC0415
 
-    if jax.distributed.is_initialized():
+    global _primary
+    if jax.distributed.is_initialized():  # joined already (e.g. by the caller's own code)
+        _primary = jax.process_index() == 0
         return True
     t = config.training
     address = t.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
@@ -66,7 +68,6 @@ def initialize(config: Config, process_id: int | None = None) -> bool:
             f"{first} (set training.coordinator_address or $JAX_COORDINATOR_ADDRESS, and "
             "--process-id or $PGJAX_PROCESS_ID, unless a SLURM or Open MPI cluster provides "
             "them)") from error
-    global _primary
     _primary = jax.process_index() == 0
     return True
 

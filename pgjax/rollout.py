@@ -71,6 +71,11 @@ class RolloutState(NamedTuple):
     episode_length: Array
 
 
+# The RolloutState fields with one entry per environment (leading axis N): what a
+# multi-device run splits over its devices (pgjax.sharding); obs_stats is shared.
+PER_ENV_FIELDS = ("env_state", "obs", "episode_return", "episode_length")
+
+
 class EpisodeStats(NamedTuple):
     """Totals over the episodes that *ended* inside one rollout (scalars).
 
@@ -305,16 +310,14 @@ def make_rollout(
     def reset(key: Array) -> RolloutState:
         keys = jax.random.split(key, num_envs)
         obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(keys, env.params)
-        env_state, obs, episode_return, episode_length = shard((
-            _strip_weak_types(env_state), _strip_weak_types(obs),
-            jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)))
-        return RolloutState(
-            env_state=env_state,
-            obs=obs,
+        state = RolloutState(
+            env_state=_strip_weak_types(env_state),
+            obs=_strip_weak_types(obs),
             obs_stats=init_obs_stats(spec.obs_shape) if normalize_obs else None,
-            episode_return=episode_return,
-            episode_length=episode_length,
+            episode_return=jnp.zeros((num_envs,), jnp.float32),
+            episode_length=jnp.zeros((num_envs,), jnp.int32),
         )
+        return state._replace(**shard({name: getattr(state, name) for name in PER_ENV_FIELDS}))
 
     def rollout(params: Params, state: RolloutState, key: Array):
         stats = state.obs_stats  # frozen for this rollout

@@ -183,7 +183,7 @@ def check_resume(directory: Path, config: Config) -> None:
             diff = ", ".join(config_diff(config_from_dict(saved), config))
         except ConfigError:
             diff = "keys this version of pgjax does not read"
-        if not diff:  # only runtime keys (training.devices) differ
+        if not diff:  # only RUNTIME_KEYS differ (e.g. training.devices)
             return
         raise RunError(f"--resume {directory}: config.yaml differs from the config of checkpoint "
                        f"chunk_{latest} in {diff}; restore the run's config.yaml")

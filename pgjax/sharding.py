@@ -32,6 +32,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pgjax.config import ConfigError
+from pgjax.rollout import PER_ENV_FIELDS
 
 AXIS = "envs"
 
@@ -89,6 +90,12 @@ class Sharding(NamedTuple):
         return self.mesh.size
 
     @property
+    def _constrains(self) -> bool:
+        """Whether the trainer's constraints do anything: not on one device (nothing to split),
+        nor with ``split="seeds"`` (the seed axis is split outside the trainer)."""
+        return self.num_devices > 1 and self.split == "envs"
+
+    @property
     def replicate(self) -> NamedSharding:
         """The sharding of an array held whole by every device."""
         return NamedSharding(self.mesh, PartitionSpec())
@@ -98,7 +105,7 @@ class Sharding(NamedTuple):
 
         Leaves with no such axis (scalars) are left as they are.
         """
-        if self.num_devices == 1 or self.split != "envs":  # one device: nothing to split
+        if not self._constrains:
             return tree
         spec = NamedSharding(self.mesh, PartitionSpec(*(None,) * axis, AXIS))
         return jax.tree.map(
@@ -106,7 +113,7 @@ class Sharding(NamedTuple):
 
     def replicated(self, tree: Any) -> Any:
         """Keeps a full copy of every leaf on every device (parameters, optimiser states)."""
-        if self.num_devices == 1 or self.split != "envs":
+        if not self._constrains:
             return tree
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, self.replicate), tree)
 
@@ -132,7 +139,6 @@ class Sharding(NamedTuple):
         placed = jax.make_array_from_callback(data.shape, self.seeds, lambda index: data[index])
         return jax.random.wrap_key_data(placed, impl=jax.random.key_impl(keys))
 
-
     def state(self, state: Any) -> Any:
         """The sharding of every leaf of a ``TrainState`` (arrays or abstract shapes).
 
@@ -156,7 +162,7 @@ class Sharding(NamedTuple):
         if rollout is not None:
             shardings = shardings._replace(rollout=shardings.rollout._replace(**{
                 name: jax.tree.map(lambda _: split, getattr(rollout, name))
-                for name in ("env_state", "obs", "episode_return", "episode_length")}))
+                for name in PER_ENV_FIELDS}))
         return shardings
 
 
