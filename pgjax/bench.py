@@ -257,79 +257,15 @@ def _env_only(env, num_envs: int, num_steps: int):
 def make_learn(trainer) -> Callable:
     """The update without its rollout: ``learn(state, traj, mask, key) -> (params, opt_state)``.
 
-    What :func:`pgjax.train.make_train`'s update does after its rollout, built from the same
-    public pieces (estimators, ``actor_critic_loss``, optax): advantages and targets (GAE, or
-    Monte-Carlo returns for REINFORCE), then one gradient step (a2c, reinforce) or PPO's
-    epochs x shuffled minibatches. ``key`` is the update's shuffle key. tests/test_bench.py
-    checks that it gives the parameters ``trainer.update`` gives.
+    ``trainer.learn`` (what :func:`pgjax.train.make_train`'s update does after its rollout:
+    advantages and targets, then one gradient step, or PPO's epochs x shuffled minibatches)
+    without its metrics. ``key`` is the update's shuffle key. tests/test_bench.py checks that
+    it gives the parameters ``trainer.update`` gives.
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import optax  # noqa: PLC0415
-
-    from pgjax.losses import actor_critic_loss  # noqa: PLC0415
-    from pgjax.returns import discounted_returns, gae, normalize  # noqa: PLC0415
-
-    config, derived, networks = trainer.config, trainer.derived, trainer.networks
-    a, o = config.algorithm, config.optimizer
-    episodic = a.name in EPISODIC_ALGORITHMS
-    use_critic, ppo = a.name != "reinforce", a.name == "ppo"
-
-    def optimizer(lr, max_grad_norm):
-        adam = optax.adam(lr, eps=o.adam_eps)
-        return adam if o.max_grad_norm is None else optax.chain(
-            optax.clip_by_global_norm(max_grad_norm), adam)
-
-    def loss_fn(params, batch, hp):
-        obs, action, advantage, target, old_log_prob, old_value, mask = batch
-        dist, value = networks.apply(params, obs)
-        log_prob = dist.log_prob(action)
-        if a.normalize_advantages:
-            advantage = normalize(advantage, mask)
-        return actor_critic_loss(
-            log_prob, value if use_critic else None, advantage, target if use_critic else None,
-            dist.entropy(), value_coef=hp.value_coef, entropy_coef=hp.entropy_coef, mask=mask,
-            old_log_probs=old_log_prob if ppo else None, clip_eps=hp.clip_eps if ppo else None,
-            old_values=old_value if ppo else None, value_clip_eps=a.value_clip_eps)
-
-    def gradient_step(params, opt_state, batch, hp, lr_scale):
-        grads = jax.grad(lambda p: loss_fn(p, batch, hp)[0])(params)
-        new_params, new_opt_state = {}, {}
-        for group in params:
-            lr = (hp.critic_lr if group == "critic" else hp.actor_lr) * lr_scale
-            updates, new_opt_state[group] = optimizer(lr, hp.max_grad_norm).update(
-                grads[group], opt_state[group], params[group])
-            new_params[group] = optax.apply_updates(params[group], updates)
-        return new_params, new_opt_state
 
     def learn(state, traj, mask, key):
-        hp = state.hparams
-        lr_scale = (1.0 - state.update.astype(jnp.float32) / derived.num_updates
-                    if o.anneal_lr else jnp.ones((), jnp.float32))
-        if episodic:
-            returns = discounted_returns(traj.reward, traj.done, hp.gamma)
-            if a.normalize_returns:
-                returns = normalize(returns, mask)
-            advantage = returns - traj.value if use_critic else returns
-            batch = (traj.obs, traj.action, advantage, returns, traj.log_prob, traj.value, mask)
-        else:
-            advantage, target = gae(traj.reward, traj.value, traj.next_value, traj.terminated,
-                                    traj.done, hp.gamma, hp.gae_lambda)
-            batch = (traj.obs, traj.action, advantage, target, traj.log_prob, traj.value, None)
-        if not ppo:
-            return gradient_step(state.params, state.opt_state, batch, hp, lr_scale)
-        flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
-
-        def epoch(carry, epoch_key):
-            perm = jax.random.permutation(epoch_key, derived.batch_size)
-            shuffled = jax.tree.map(lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat)
-
-            def minibatch(carry, mb):
-                return gradient_step(*carry, mb, hp, lr_scale), None
-
-            return jax.lax.scan(minibatch, carry, shuffled)[0], None
-
-        return jax.lax.scan(epoch, (state.params, state.opt_state), jax.random.split(key, a.epochs))[0]
+        params, opt_state, _ = trainer.learn(state, traj, mask, key)
+        return params, opt_state
 
     return learn
 

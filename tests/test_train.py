@@ -5,6 +5,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import probe_envs
@@ -186,3 +187,24 @@ def test_train_metrics_are_per_update_arrays():
             "episode_count"} <= set(metrics)
     for value in metrics.values():
         assert value.shape == (trainer.derived.num_updates,)
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.5, None])
+def test_flattened_optimizer_matches_optax_per_leaf(max_grad_norm):
+    """The trainer's optimiser (optax.flatten of clip + Adam) makes the per-leaf optax updates."""
+    from pgjax.train import _optimizer
+
+    config = apply_overrides(Config(), [f"optimizer.max_grad_norm={max_grad_norm or 'null'}"])
+    k1, k2 = jax.random.split(jax.random.key(0))
+    params = {"w": jax.random.normal(k1, (4, 3)), "b": jnp.zeros(3), "s": jnp.ones(())}
+    tx = _optimizer(config, jnp.float32(1e-2), jnp.float32(max_grad_norm or 0.0))
+    adam = optax.adam(1e-2, eps=config.optimizer.adam_eps)
+    ref = adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+    state, ref_state, p, q = tx.init(params), ref.init(params), params, params
+    for i in range(3):
+        grads = jax.tree.map(lambda x: 3.0 * jax.random.normal(jax.random.fold_in(k2, i), x.shape), params)
+        updates, state = tx.update(grads, state, p)
+        ref_updates, ref_state = ref.update(grads, ref_state, q)
+        p, q = optax.apply_updates(p, updates), optax.apply_updates(q, ref_updates)
+    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(q)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
