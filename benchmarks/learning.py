@@ -40,6 +40,8 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
+from pgjax.run import compiler_options  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RECORD = ROOT / "benchmarks" / "learning_results.json"
@@ -116,7 +118,7 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
 
     keys = jax.random.split(jax.random.key(config.training.seed), seeds)
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(run)).lower(keys).compile()
+    compiled = jax.jit(jax.vmap(run)).lower(keys).compile(compiler_options())
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     final, _ = jax.device_get(compiled(keys))

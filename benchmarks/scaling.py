@@ -31,6 +31,8 @@ import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any comp
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
+from pgjax.run import compiler_options  # noqa: E402
+
 ALGORITHMS = {  # overrides of the CartPole default config (2x64 tanh actor and critic)
     "a2c": ["algorithm.name=a2c", "algorithm.n_steps=128"],
     "ppo": ["algorithm.name=ppo", "algorithm.n_steps=128", "algorithm.epochs=4",
@@ -57,7 +59,7 @@ def child(spec: dict) -> dict:
     init = jax.jit(jax.vmap(trainer.init))
     state = jax.block_until_ready(init(keys))
     start = time.perf_counter()
-    run = jax.jit(jax.vmap(chunk)).lower(state).compile()
+    run = jax.jit(jax.vmap(chunk)).lower(state).compile(compiler_options())
     compile_s = time.perf_counter() - start
     state = jax.block_until_ready(run(state))  # warm-up
     # Compared after this first chunk: later, an action sampled from logits that differ in

@@ -52,49 +52,31 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
+from pgjax.run import compile_programs  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ("a2c", "ppo", "reinforce", "reinforce_baseline")
 THRESHOLD = 475.0
 
 
-def _programs(trainer, seeds: int | None):
-    """Compiled init, chunk and evaluate; vmapped over ``seeds`` keys unless None."""
-    k = trainer.derived.updates_per_chunk
-
-    def chunk(state):
-        state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=k)
-        # Env steps actually stepped: REINFORCE's padded rollout counts only its valid steps.
-        valid = metrics.get("env_steps_valid")
-        return state, (jnp.sum(valid, axis=-1) if valid is not None
-                       else jnp.float32(k * trainer.derived.steps_per_update))
-
-    init, run, evaluate = trainer.init, chunk, trainer.evaluate
-    keys = jax.random.split(jax.random.key(0), seeds or 1)
-    if seeds is not None:
-        init, run, evaluate = jax.vmap(init), jax.vmap(run), jax.vmap(evaluate)
-    else:
-        keys = keys[0]
-    abstract = jax.eval_shape(init, keys)
-    return (jax.jit(init).lower(keys).compile(),
-            jax.jit(run, donate_argnums=0).lower(abstract).compile(),
-            jax.jit(evaluate).lower(abstract, keys).compile())
-
-
 def solve(config, seed: int, seeds: int | None) -> dict:
-    """Compiles and trains until solved; ``seeds`` None for one seed, else a vmapped batch."""
+    """Compiles and trains until solved; ``seeds`` None for one seed, else a vmapped batch.
+
+    The programs are those ``pgjax train`` compiles (:func:`pgjax.run.compile_programs`:
+    init, the chunk and evaluate, vmapped over the seeds, with pgjax's compiler options).
+    """
     jax.clear_caches()
     start = time.perf_counter()
-    trainer = pgjax.make_train(config)
-    init, chunk, evaluate = _programs(trainer, seeds)
-    compile_s = time.perf_counter() - start
-    key = jax.random.key(seed)
-    train_key, eval_key = jax.random.split(key)
-    if seeds is not None:
-        train_key = jax.random.split(train_key, seeds)
-    state = init(train_key)
-    jax.block_until_ready(state)
-    derived = trainer.derived
     n = 1 if seeds is None else seeds
+    config = pgjax.apply_overrides(config, [f"training.seed={seed}"])
+    trainer = pgjax.make_train(config)
+    programs = compile_programs(trainer, n)
+    compile_s = time.perf_counter() - start
+    state = programs.init(programs.keys)
+    jax.block_until_ready(state)
+    eval_root = jax.random.key(10_000 + seed)
+    k = trainer.derived.updates_per_chunk
+    derived = trainer.derived
     solved_at = np.full(n, -1)
     solve_train_s = np.full(n, np.nan)
     solve_eval_s = np.full(n, np.nan)
@@ -104,16 +86,17 @@ def solve(config, seed: int, seeds: int | None) -> dict:
     chunk_times = []
     for c in range(derived.num_chunks):
         t = time.perf_counter()
-        state, steps = chunk(state)
+        state, metrics, _ = programs.chunk(state)
         jax.block_until_ready(state)
-        valid += np.asarray(steps).reshape(n)
+        # Env steps actually stepped: REINFORCE's padded rollout counts only its valid steps.
+        steps = metrics.get("env_steps_valid")
+        valid += (np.asarray(steps).sum(axis=-1) if steps is not None
+                  else k * derived.steps_per_update)
         chunk_times.append(time.perf_counter() - t)
         train_s += chunk_times[-1]
         t = time.perf_counter()
-        keys = jax.random.fold_in(eval_key, c)
-        if seeds is not None:
-            keys = jax.random.split(keys, seeds)
-        returns = np.asarray(evaluate(state, keys)).reshape(n, -1).mean(axis=1)
+        keys = jax.random.split(jax.random.fold_in(eval_root, c), n)
+        returns = np.asarray(programs.evaluate(state, keys)).reshape(n, -1).mean(axis=1)
         eval_s += time.perf_counter() - t
         new = (returns >= THRESHOLD) & (solved_at < 0)
         solved_at[new] = c
@@ -156,9 +139,9 @@ def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = Fa
     pgjax.make_env(config.env.name, **dict(config.env.params))  # imports gymnax, starts the backend
     if cached:  # fill the persistent cache, untimed
         jax.clear_caches()
-        _programs(pgjax.make_train(config), None)
+        compile_programs(pgjax.make_train(config), 1)
         if batch:
-            _programs(pgjax.make_train(config), batch)
+            compile_programs(pgjax.make_train(config), batch)
     singles = []
     for seed in range(seeds):
         r = solve(config, seed, None)

@@ -304,6 +304,7 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
     import jax  # noqa: PLC0415
 
     from pgjax.rollout import make_episodic_rollout, make_rollout  # noqa: PLC0415
+    from pgjax.run import compiler_options  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     probe = bench_config(config, num_envs, num_steps)
@@ -322,7 +323,8 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
 
     def compile_phase(name, fn, *example, donate=()):
         start = time.perf_counter()
-        compiled = jax.jit(fn, donate_argnums=donate).lower(*example).compile()
+        # With the options pgjax train compiles its programs with (LLVM -O1 on CPU).
+        compiled = jax.jit(fn, donate_argnums=donate).lower(*example).compile(compiler_options())
         compile_s[name] = time.perf_counter() - start
         return compiled
 
@@ -455,11 +457,13 @@ print(json.dumps(result))
 
 
 def compile_training_program(cache_dir: str | None, overrides: list[str]) -> dict[str, float]:
-    """Compiles what ``pgjax train`` compiles (init, a chunk of updates vmapped over seeds,
-    evaluation) for the default config with ``overrides``, using the persistent compilation
-    cache in ``cache_dir`` (None: no cache). Returns trace+lower and compile seconds."""
+    """Compiles what ``pgjax train`` compiles (:func:`pgjax.run.compile_programs`: init, a
+    chunk of updates and evaluation) for the default config with ``overrides``, using the
+    persistent compilation cache in ``cache_dir`` (None: no cache). Returns trace+lower and
+    compile seconds."""
     import jax  # noqa: PLC0415
 
+    from pgjax.run import compile_programs  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     if cache_dir is not None:
@@ -470,24 +474,12 @@ def compile_training_program(cache_dir: str | None, overrides: list[str]) -> dic
     start = time.perf_counter()
     config = apply_overrides(Config(), overrides)
     trainer = make_train(config)
-    seeds = config.training.num_seeds
-    keys = jax.random.split(jax.random.key(0), seeds)
-    k = trainer.derived.updates_per_chunk
-
-    def chunk(state):
-        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=k)
-
-    init = jax.vmap(trainer.init)
-    abstract = jax.eval_shape(init, keys)
     built = time.perf_counter()
-    lowered = [jax.jit(init).lower(keys), jax.jit(jax.vmap(chunk), donate_argnums=0).lower(abstract),
-               jax.jit(jax.vmap(trainer.evaluate)).lower(abstract, keys)]
-    traced = time.perf_counter()
-    for program in lowered:
-        program.compile()
+    # Not pipelined: every program is lowered before any compiles, so the two times split.
+    programs = compile_programs(trainer, config.training.num_seeds, pipeline=False)
     done = time.perf_counter()
-    return {"make_train_s": built - start, "trace_and_lower_s": traced - built,
-            "compile_s": done - traced, "total_s": done - start}
+    return {"make_train_s": built - start, "trace_and_lower_s": programs.lower_s,
+            "compile_s": programs.compile_s - programs.lower_s, "total_s": done - start}
 
 
 def compile_cache_times(overrides: list[str] = (), runs: int = 2) -> dict[str, Any]:

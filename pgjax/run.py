@@ -16,7 +16,10 @@ are dropped on resume.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import difflib
+import gc
 import math
 import os
 import signal
@@ -198,7 +201,8 @@ class Programs(NamedTuple):
     init: Callable | None  # keys -> states
     chunk: Callable | None  # states -> (states, metrics [S, U], params finite [S])
     evaluate: Callable | None  # (states, keys) -> returns [S, E]
-    compile_s: float
+    compile_s: float  # tracing, lowering and XLA compilation together
+    lower_s: float = 0.0  # of which tracing and lowering
 
 
 def seed_keys(config: Config, seeds: int):
@@ -208,7 +212,24 @@ def seed_keys(config: Config, seeds: int):
     return jax.random.split(jax.random.key(config.training.seed), seeds)
 
 
-def _vmapped_init(trainer):
+def over_seeds(fn: Callable, seeds: int, in_axes: Any = 0) -> Callable:
+    """``jax.vmap(fn, in_axes)`` over the seed axis; for one seed, ``fn`` on the only seed
+    with the axis put back, the same numbers without vmap's batching rules: a program that
+    traces and compiles ~0.25 s faster (the default a2c chunk)."""
+    import jax  # noqa: PLC0415
+
+    if seeds != 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def one(*args):
+        axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+        args = [a if ax is None else jax.tree.map(lambda x: x[0], a) for a, ax in zip(args, axes)]
+        return jax.tree.map(lambda x: x[None], fn(*args))
+
+    return one
+
+
+def _vmapped_init(trainer, seeds: int):
     """``(keys [S], hparams) -> TrainState [S]``; hparams is an argument, not a constant, so
     runs that differ only in float hyperparameters share one compiled program."""
     import jax  # noqa: PLC0415
@@ -216,7 +237,7 @@ def _vmapped_init(trainer):
     def init(key, hparams):
         return trainer.init(jax.random.split(key)[0], hparams)
 
-    return jax.vmap(init, in_axes=(0, None))
+    return over_seeds(init, seeds, in_axes=(0, None))
 
 
 def abstract_state(trainer, seeds: int):
@@ -229,20 +250,68 @@ def abstract_state(trainer, seeds: int):
     """
     import jax  # noqa: PLC0415
 
-    shapes = jax.eval_shape(_vmapped_init(trainer), seed_keys(trainer.config, seeds),
+    shapes = jax.eval_shape(_vmapped_init(trainer, seeds), seed_keys(trainer.config, seeds),
                             trainer.hparams)
     return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         shapes, trainer.sharding.state(shapes))
 
 
-def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = True) -> Programs:
-    """Lowers and compiles init, the chunk and evaluate (evaluate only, without ``train``)."""
+def compiler_options(*, runs_once: bool = False) -> dict[str, Any] | None:
+    """The XLA options pgjax compiles its programs with (``lowered.compile(options)``).
+
+    On the CPU backend: LLVM optimisation level 1 instead of XLA's default 2. XLA's fusion
+    emitters already hand LLVM tight loops, so -O1 runs at the same steps/s (CartPole a2c and
+    ppo at N=2048, Breakout-MinAtar PPO, Pendulum PPO) and compiles ~25% faster, which is most
+    of a small run's time to result (benchmarks/RESULTS.md, "Time to solve"). A program run
+    once (``runs_once``: init) compiles at -O0. None (XLA's defaults) on accelerators, or when
+    ``XLA_FLAGS`` sets ``--xla_backend_optimization_level`` itself.
+    """
+    import jax  # noqa: PLC0415
+
+    if (jax.default_backend() != "cpu"
+            or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", "")):
+        return None
+    return {"xla_backend_optimization_level": 0 if runs_once else 1}
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector off for the block (tracing): tracing allocates many
+    short-lived objects, and each full collection walks the whole heap (gymnax, matplotlib,
+    JAX): 0.1-0.15 s of the default a2c program's 0.8 s trace and lower. Refcounting still
+    frees everything else; the cycles are collected when the block ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = True,
+                     pipeline: bool = True) -> Programs:
+    """Lowers and compiles init, the chunk and evaluate (evaluate only, without ``train``).
+
+    With ``pipeline``, each program compiles on a worker thread as soon as it is lowered, so
+    XLA (C++, without the GIL) compiles one program while Python traces the next: ~0.4 s of
+    the default a2c config's ~3.5 s. Without it, all are lowered first, then compiled, which
+    splits ``lower_s`` from XLA's time cleanly (the compilation-cache benchmark).
+    """
+    with gc_paused():
+        return _compile_programs(trainer, seeds, train=train, greedy=greedy, pipeline=pipeline)
+
+
+def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
+                      pipeline: bool) -> Programs:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
+    start = time.perf_counter()
+
     # Whole on every device, or split over them with training.split = "seeds".
     keys = trainer.sharding.put_seeds(seed_keys(trainer.config, seeds))
-    init = _vmapped_init(trainer)
+    init = _vmapped_init(trainer, seeds)
 
     def chunk(state):
         def body(s, _):
@@ -260,22 +329,37 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
     shardings = jax.tree.map(lambda a: a.sharding, abstract)
     # Metrics and returns come back whole to every process (multi-host: read by each).
     whole = trainer.sharding.replicate
-    start = time.perf_counter()
-    compiled_eval = None
-    if trainer.config.training.eval_episodes > 0 or not train:
-        compiled_eval = jax.jit(jax.vmap(evaluate), out_shardings=whole).lower(
-            abstract, keys).compile()
-    compiled_init = compiled_chunk = None
+    pool = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pgjax-compile")
+            if pipeline else None)
+    pending = {}  # name -> a future of the compiled program, or (lowered, options)
+
+    def submit(name, jitted, *args, runs_once=False):
+        lowered, options = jitted.lower(*args), compiler_options(runs_once=runs_once)
+        pending[name] = pool.submit(lowered.compile, options) if pool else (lowered, options)
+
+    try:
+        if train:
+            submit("init", jax.jit(init, out_shardings=shardings), keys, trainer.hparams,
+                   runs_once=True)
+        if trainer.config.training.eval_episodes > 0 or not train:
+            submit("evaluate", jax.jit(over_seeds(evaluate, seeds), out_shardings=whole),
+                   abstract, keys)
+        if train:
+            submit("chunk", jax.jit(over_seeds(chunk, seeds), donate_argnums=0,
+                                    out_shardings=(shardings, whole, whole)), abstract)
+        lower_s = time.perf_counter() - start
+        compiled = {name: p.result() if pool else p[0].compile(p[1])
+                    for name, p in pending.items()}
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    compiled_init = None
     if train:
-        lowered_init = jax.jit(init, out_shardings=shardings).lower(keys, trainer.hparams).compile()
-
         def compiled_init(k):
-            return lowered_init(k, trainer.hparams)
+            return compiled["init"](k, trainer.hparams)
 
-        compiled_chunk = jax.jit(jax.vmap(chunk), donate_argnums=0,
-                                 out_shardings=(shardings, whole, whole)).lower(abstract).compile()
-    return Programs(keys, abstract, compiled_init, compiled_chunk, compiled_eval,
-                    time.perf_counter() - start)
+    return Programs(keys, abstract, compiled_init, compiled.get("chunk"), compiled.get("evaluate"),
+                    time.perf_counter() - start, lower_s)
 
 
 # ------------------------------------------------------------------ progress and signals

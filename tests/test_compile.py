@@ -1,0 +1,110 @@
+"""How `pgjax train` compiles: compiler options, the one-seed path, the pipelined compile."""
+
+import gc
+
+import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede gymnax)
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pgjax import run
+from pgjax.config import Config, TrainingConfig, apply_overrides
+from pgjax.train import make_train
+
+TINY = ["training.num_envs=4", "algorithm.n_steps=8", "training.total_env_steps=1024",
+        "training.num_chunks=4", "training.eval_episodes=4", "network.hidden_sizes=[16]"]
+
+
+def _trainer(*overrides):
+    return make_train(apply_overrides(Config(training=TrainingConfig()), [*TINY, *overrides]))
+
+
+def test_compiler_options_on_cpu(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert jax.default_backend() == "cpu"
+    assert run.compiler_options() == {"xla_backend_optimization_level": 1}
+    assert run.compiler_options(runs_once=True) == {"xla_backend_optimization_level": 0}
+    # A level the user set in XLA_FLAGS wins: pgjax passes nothing.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    assert run.compiler_options() is None
+
+
+def test_compiler_options_compile_the_same_numbers():
+    """-O1 / -O0 change how LLVM optimises, not what the program computes."""
+    trainer = _trainer()
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    lowered = jax.jit(trainer.update).lower(state)
+    expected = lowered.compile()(state)
+    for level in (0, 1):
+        got = lowered.compile({"xla_backend_optimization_level": level})(state)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+                a, b = jax.random.key_data(a), jax.random.key_data(b)
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_gc_paused_restores_the_collector():
+    assert gc.isenabled()
+    with run.gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with run.gc_paused():
+            pass
+        assert not gc.isenabled()  # was off before: stays off
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError), run.gc_paused():
+        raise ValueError
+    assert gc.isenabled()
+
+
+def test_over_seeds_one_seed_matches_vmap():
+    def f(x, y):
+        return {"sum": x + y, "prod": jnp.outer(x, x)}
+
+    x, y = jnp.arange(3.0)[None], jnp.float32(2.0)
+    one = run.over_seeds(f, 1, in_axes=(0, None))(x, y)
+    vmapped = jax.vmap(f, in_axes=(0, None))(x, y)
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(vmapped)):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("algorithm,extra", [
+    ("a2c", []), ("ppo", []),
+    ("reinforce", ["env.params.max_steps_in_episode=16", "training.total_env_steps=2048"])])
+def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
+    """With one seed, compile_programs skips vmap; the chunk gives what vmap over 1 gives."""
+    trainer = _trainer(f"algorithm.name={algorithm}", *extra)
+    programs = run.compile_programs(trainer, 1)
+    state = programs.init(programs.keys)
+    got, metrics, finite = programs.chunk(state)
+    assert bool(np.all(finite))
+
+    def chunk(s):
+        return jax.lax.scan(lambda c, _: trainer.update(c), s, None,
+                            length=trainer.derived.updates_per_chunk)
+
+    keys = run.seed_keys(trainer.config, 1)
+    reference = jax.jit(jax.vmap(lambda k: trainer.init(jax.random.split(k)[0])))(keys)
+    want, want_metrics = jax.jit(jax.vmap(chunk))(reference)
+    for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params)):
+        assert a.shape == b.shape and a.shape[0] == 1
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], want_metrics["loss"], rtol=1e-4, atol=1e-6)
+    returns = programs.evaluate(got, programs.keys)
+    assert returns.shape == (1, 4)
+
+
+def test_pipelined_and_sequential_compiles_agree():
+    trainer = _trainer()
+    piped = run.compile_programs(trainer, 2)
+    serial = run.compile_programs(trainer, 2, pipeline=False)
+    assert 0 < serial.lower_s < serial.compile_s and 0 < piped.lower_s < piped.compile_s
+    a = piped.chunk(piped.init(piped.keys))[0]
+    b = serial.chunk(serial.init(serial.keys))[0]
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(x, y)
