@@ -46,7 +46,6 @@ import time
 import pgjax  # first: its XLA CPU workaround must precede any computation
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
