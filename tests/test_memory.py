@@ -51,13 +51,17 @@ def test_grows_with_seeds_and_steps(cartpole):
 
 
 def test_sane_absolute_range(cartpole):
-    # Measured peak RSS on the CPU (benchmarks/memory.py): ~0.6 GiB at N=64, ~4.8 GiB at
-    # N=16384 for a2c with T=128 and 2x64 networks. The estimate is checked there to 25%;
-    # here only that it stays in a plausible band.
+    # Measured peak RSS on the CPU (benchmarks/memory.py): ~0.6 GiB at N=64, ~0.75 GiB at
+    # N=16384 for a2c with T=128 and 2x64 networks (its gradient summed over time slices of
+    # 8192 samples), ~4.8 GiB at N=16384 over the whole batch at once. The estimate is
+    # checked there to 25%; here only that it stays in a plausible band.
     small = _estimate(cartpole, "training.num_envs=64", "algorithm.n_steps=128").total_bytes
     large = _estimate(cartpole, "training.num_envs=16384", "algorithm.n_steps=128").total_bytes
+    whole = _estimate(cartpole, "training.num_envs=16384", "algorithm.n_steps=128",
+                      "training.grad_slice_samples=0").total_bytes
     assert 300 * MiB < small < 1 * GiB
-    assert 3 * GiB < large < 7 * GiB
+    assert 500 * MiB < large < 1.5 * GiB
+    assert 3 * GiB < whole < 7 * GiB
     # PPO's minibatches shrink the loss's activations.
     ppo1 = _estimate(cartpole, "algorithm.name=ppo", "training.num_envs=4096", "algorithm.n_steps=128",
                      "algorithm.minibatches=1")
@@ -75,7 +79,8 @@ def test_accelerator_counts_device_buffers_only(cartpole):
 
 def test_is_fast_and_describes_itself(cartpole):
     start = time.perf_counter()
-    est = _estimate(cartpole, "training.num_envs=4096", "algorithm.n_steps=128")
+    est = _estimate(cartpole, "training.num_envs=4096", "algorithm.n_steps=128",
+                    "training.grad_slice_samples=0")
     assert time.perf_counter() - start < 1.0  # runs before compiling: no compilation
     line = est.describe()
     assert line.startswith("~") and "GiB" in line and "activations" in line and "\n" not in line
