@@ -239,11 +239,11 @@ def estimate_memory(config: Config, *, seeds: int = 1, env=None, backend: str | 
     # The loss over one (mini)batch: every hidden output saved for the backward pass, the
     # input cast to float32 (unless stored so), the heads' outputs, and the backward working
     # set (about twice the activations of the largest network).
-    # a2c sums its gradient over time slices (pgjax.train.time_slices): one slice at a time.
-    from pgjax.train import time_slices  # noqa: PLC0415
+    # a2c and PPO sum their gradients over slices (pgjax.train.loss_slices): one at a time.
+    from pgjax.train import loss_slices  # noqa: PLC0415
 
     devices = t.devices if isinstance(t.devices, int) else 1
-    loss_batch = derived.minibatch_size // time_slices(config, num_devices=devices,
+    loss_batch = derived.minibatch_size // loss_slices(config, num_devices=devices,
                                                        platform=backend)
     heads = action_size + 8  # logits or means, value, log-probs, entropy
     cast = 0 if obs_bytes == shape.input_size * _F32 else shape.input_size

@@ -156,17 +156,20 @@ def grad_slices(rows: int, samples_per_row: int, max_samples: int) -> int:
                 if rows % c == 0 and rows // c * samples_per_row <= max_samples or c == rows)
 
 
-def time_slices(config: Config, *, num_devices: int = 1, platform: str = "cpu") -> int:
-    """How many time slices a2c's gradient is summed over (1: the whole batch at once), for
-    ``training.grad_slice_samples`` on ``num_devices`` devices of ``platform``."""
+def loss_slices(config: Config, *, num_devices: int = 1, platform: str = "cpu") -> int:
+    """How many slices each gradient is summed over (1: the whole batch at once), for
+    ``training.grad_slice_samples`` on ``num_devices`` devices of ``platform``: a2c slices
+    its batch by time step, PPO each minibatch by row; REINFORCE (masked) never slices."""
     a, t = config.algorithm, config.training
-    if a.name != "a2c":
+    if a.name not in ("a2c", "ppo"):
         return 1
     max_samples = t.grad_slice_samples
     if max_samples == "auto":
         max_samples = AUTO_SLICE_SAMPLES if platform == "cpu" else 0
-    envs = t.num_envs // num_devices if t.split == "envs" else t.num_envs
-    return grad_slices(a.n_steps, max(envs, 1), max_samples)
+    envs = max(t.num_envs // num_devices if t.split == "envs" else t.num_envs, 1)
+    if a.name == "a2c":
+        return grad_slices(a.n_steps, envs, max_samples)
+    return grad_slices(max(a.n_steps * envs // a.minibatches, 1), 1, max_samples)
 
 
 def _ep_metrics(stats: EpisodeStats) -> Metrics:
@@ -260,8 +263,8 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
             normalize_obs=normalize_obs,
             shard=sharding.envs,
         )
-    # a2c's gradient, summed over time slices of at most grad_slice_samples per device.
-    slices = time_slices(config, num_devices=sharding.num_devices,
+    # Gradients summed over slices of at most grad_slice_samples per device.
+    slices = loss_slices(config, num_devices=sharding.num_devices,
                          platform=sharding.mesh.devices.flat[0].platform)
 
     def policy_only(greedy: bool):
@@ -321,11 +324,11 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         )
 
     def gradient_step(params, opt_state, batch: _Batch, hp: HParams, lr_scale: Array,
-                      slices: int = 1):
+                      slices: int = 1, strided: bool = False):
         if slices == 1:
             (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, hp)
         else:
-            grads, metrics = _sliced_grads(params, batch, hp, slices)
+            grads, metrics = _sliced_grads(params, batch, hp, slices, strided)
         new_params, new_opt_state = {}, {}
         for group in params:
             tx = _optimizer(config, lr_of(group, hp) * lr_scale, hp.max_grad_norm)
@@ -334,13 +337,19 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         metrics["grad_norm"] = optax.tree.norm(grads)
         return sharding.replicated(new_params), new_opt_state, metrics
 
-    def _sliced_grads(params, batch: _Batch, hp: HParams, slices: int):
-        # The mean loss over an unmasked [T, N] batch is the mean of the losses of `slices`
-        # equal time slices, so its gradient is the mean of theirs. One slice's activations
-        # at a time stay in cache, where the whole batch's [T * N, width] ones do not.
+    def _sliced_grads(params, batch: _Batch, hp: HParams, slices: int, strided: bool):
+        # The mean loss over an unmasked batch is the mean of the losses of `slices` equal
+        # slices of it, so its gradient is the mean of theirs. One slice's activations at a
+        # time stay in cache, where the whole batch's [samples, width] ones do not. a2c: time
+        # slices of [T, N]; PPO (strided): piece j holds minibatch rows j, j + slices, ...,
+        # so each device keeps its share of every piece.
         if a.normalize_advantages:  # over the whole batch, as the unsliced loss does
             batch = batch._replace(advantage=normalize(batch.advantage, batch.mask))
-        pieces = jax.tree.map(lambda x: x.reshape((slices, -1, *x.shape[1:])), batch)
+        if strided:
+            pieces = jax.tree.map(
+                lambda x: jnp.moveaxis(x.reshape((-1, slices, *x.shape[1:])), 1, 0), batch)
+        else:
+            pieces = jax.tree.map(lambda x: x.reshape((slices, -1, *x.shape[1:])), batch)
 
         def grads_of(piece):
             (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -383,7 +392,7 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         if a.name == "ppo":
             return _ppo_epochs(state, batch, key, lr_scale_of(state))
         return gradient_step(state.params, state.opt_state, batch, hp, lr_scale_of(state),
-                             slices=slices)
+                             slices=1 if episodic else slices)
 
     def episodic_update(state: TrainState) -> tuple[TrainState, Metrics]:
         key, rollout_key = jax.random.split(state.key)
@@ -417,7 +426,8 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
 
             def minibatch(carry, mb):
                 params, opt_state = carry
-                params, opt_state, metrics = gradient_step(params, opt_state, mb, state.hparams, lr_scale)
+                params, opt_state, metrics = gradient_step(params, opt_state, mb, state.hparams,
+                                                           lr_scale, slices, strided=True)
                 return (params, opt_state), metrics
 
             return jax.lax.scan(minibatch, carry, shuffled)

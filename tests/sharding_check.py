@@ -55,7 +55,27 @@ if "split_seeds" in sys.argv[1:]:
         "devices": len(s4.rollout.obs.sharding.device_set),
         "envs_per_device": sorted({shard.data.shape[1] for shard in s4.rollout.obs.addressable_shards}),
     }
-for algorithm in [a for a in sys.argv[1:] if a != "split_seeds"]:
+if "sliced" in sys.argv[1:]:
+    # Gradients summed over slices of <= 16 samples a device (a2c: one time step each, 64 or
+    # 16 envs; ppo: 8 strided slices of each 128-row minibatch on 1 device, 2 of its 32 rows a
+    # device on 4), against one device's whole-batch gradients.
+    from pgjax.train import loss_slices
+
+    key = jax.random.key(0)
+    for algorithm in ("a2c", "ppo"):
+        whole = pgjax.make_train(config(algorithm, 1, "training.grad_slice_samples=0"))
+        one = pgjax.make_train(config(algorithm, 1, "training.grad_slice_samples=16"))
+        four = pgjax.make_train(config(algorithm, 4, "training.grad_slice_samples=16"))
+        sw, _ = jax.block_until_ready(jax.jit(whole.train)(key))
+        s1, _ = jax.block_until_ready(jax.jit(one.train)(key))
+        s4, _ = jax.block_until_ready(jax.jit(four.train)(key))
+        results[f"sliced_{algorithm}"] = {
+            "slices": [loss_slices(one.config, num_devices=1),
+                       loss_slices(four.config, num_devices=4)],
+            "one_vs_whole": max_rel_diff(s1.params, sw.params),
+            "four_vs_whole": max_rel_diff(s4.params, sw.params),
+        }
+for algorithm in [a for a in sys.argv[1:] if a not in ("split_seeds", "sliced")]:
     key = jax.random.key(0)
     one = pgjax.make_train(config(algorithm, 1))
     four = pgjax.make_train(config(algorithm, 4))

@@ -62,12 +62,13 @@ def test_sane_absolute_range(cartpole):
     assert 300 * MiB < small < 1 * GiB
     assert 500 * MiB < large < 1.5 * GiB
     assert 3 * GiB < whole < 7 * GiB
-    # PPO's minibatches shrink the loss's activations.
-    ppo1 = _estimate(cartpole, "algorithm.name=ppo", "training.num_envs=4096", "algorithm.n_steps=128",
-                     "algorithm.minibatches=1")
-    ppo8 = _estimate(cartpole, "algorithm.name=ppo", "training.num_envs=4096", "algorithm.n_steps=128",
-                     "algorithm.minibatches=8")
+    # PPO's minibatches shrink the loss's activations; so do gradient slices, to 8192 samples.
+    ppo = ["algorithm.name=ppo", "training.num_envs=4096", "algorithm.n_steps=128"]
+    ppo1 = _estimate(cartpole, *ppo, "algorithm.minibatches=1", "training.grad_slice_samples=0")
+    ppo8 = _estimate(cartpole, *ppo, "algorithm.minibatches=8", "training.grad_slice_samples=0")
     assert ppo8.parts["activations"] * 8 == pytest.approx(ppo1.parts["activations"], rel=1e-3)
+    sliced = _estimate(cartpole, *ppo, "algorithm.minibatches=1")
+    assert sliced.parts["activations"] * 64 == pytest.approx(ppo1.parts["activations"], rel=1e-3)
 
 
 def test_accelerator_counts_device_buffers_only(cartpole):

@@ -36,7 +36,7 @@ def _forced_env(devices: int = 4) -> dict:
 def four_device_results():
     out = subprocess.run(
         [sys.executable, str(TESTS / "sharding_check.py"), "a2c", "ppo", "reinforce_baseline",
-         "split_seeds"],
+         "split_seeds", "sliced"],
         capture_output=True, text=True, env=_forced_env(), timeout=900, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -51,6 +51,14 @@ def test_four_devices_match_one(four_device_results, algorithm):
     assert r["return_4"] == pytest.approx(r["return_1"], rel=1e-4)
     assert r["param_sharding_replicated"]
     assert r["state_shardings_stable"]
+
+
+@pytest.mark.parametrize("algorithm,slices", [("a2c", [8, 8]), ("ppo", [8, 2])])
+def test_sliced_gradients_on_four_devices_match_the_whole_batch(four_device_results, algorithm,
+                                                                slices):
+    r = four_device_results[f"sliced_{algorithm}"]
+    assert r["slices"] == slices, r
+    assert r["one_vs_whole"] < 2e-3 and r["four_vs_whole"] < 2e-3, r
 
 
 @pytest.mark.parametrize("algorithm", ["a2c", "ppo"])

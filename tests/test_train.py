@@ -210,36 +210,42 @@ def test_flattened_optimizer_matches_optax_per_leaf(max_grad_norm):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("normalize_advantages", [False, True])
-def test_a2c_sliced_gradient_matches_the_whole_batch(normalize_advantages):
-    """training.grad_slice_samples changes how the a2c gradient is summed, not the update."""
-    base = ["algorithm.name=a2c", "training.num_envs=8", "algorithm.n_steps=12",
+@pytest.mark.parametrize("algorithm,normalize_advantages,slices", [
+    ("a2c", False, 6), ("a2c", True, 6),  # time slices of 2 steps x 8 envs
+    ("ppo", True, 3)])  # minibatches of 48 rows in 3 strided slices of 16
+def test_sliced_gradient_matches_the_whole_batch(algorithm, normalize_advantages, slices):
+    """training.grad_slice_samples changes how a gradient is summed, not the update."""
+    base = [f"algorithm.name={algorithm}", "training.num_envs=8", "algorithm.n_steps=12",
+            "algorithm.minibatches=2", "algorithm.value_clip_eps=0.2",
             "network.hidden_sizes=[16]", f"algorithm.normalize_advantages={normalize_advantages}"]
     whole = make_train(apply_overrides(Config(), [*base, "training.grad_slice_samples=0"]))
     sliced = make_train(apply_overrides(Config(), [*base, "training.grad_slice_samples=20"]))
-    from pgjax.train import time_slices
-    assert time_slices(sliced.config) == 6 and time_slices(whole.config) == 1  # 2 steps x 8 envs
+    from pgjax.train import loss_slices
+    assert loss_slices(sliced.config) == slices and loss_slices(whole.config) == 1
     state = jax.jit(whole.init)(jax.random.key(3))
     for _ in range(3):
         want, want_metrics = jax.jit(whole.update)(state)
         got, metrics = jax.jit(sliced.update)(state)
         for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-        for name in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm"):
+        assert set(metrics) == set(want_metrics)
+        for name in metrics:
             np.testing.assert_allclose(metrics[name], want_metrics[name], rtol=1e-5, atol=1e-6)
         state = want
 
 
-def test_time_slices_follow_devices_platform_and_algorithm():
-    from pgjax.train import time_slices
+def test_loss_slices_follow_devices_platform_and_algorithm():
+    from pgjax.train import loss_slices
 
     big = apply_overrides(Config(), ["training.num_envs=2048", "algorithm.n_steps=128"])
-    assert time_slices(big) == 32  # 4 steps x 2048 envs = 8192 samples a slice
-    assert time_slices(big, num_devices=2) == 16  # 1024 envs a device
-    assert time_slices(big, platform="gpu") == 1  # "auto": whole batch on accelerators
-    assert time_slices(apply_overrides(big, ["algorithm.name=ppo"])) == 1
-    assert time_slices(apply_overrides(big, ["training.grad_slice_samples=2048"])) == 128
-    assert time_slices(Config()) == 1  # 8 x 16: fits
+    assert loss_slices(big) == 32  # 4 steps x 2048 envs = 8192 samples a slice
+    assert loss_slices(big, num_devices=2) == 16  # 1024 envs a device
+    assert loss_slices(big, platform="gpu") == 1  # "auto": whole batch on accelerators
+    # PPO: each minibatch of 2048 x 128 / 4 = 65536 rows, in slices of 8192.
+    assert loss_slices(apply_overrides(big, ["algorithm.name=ppo"])) == 8
+    assert loss_slices(apply_overrides(big, ["algorithm.name=reinforce"])) == 1
+    assert loss_slices(apply_overrides(big, ["training.grad_slice_samples=2048"])) == 128
+    assert loss_slices(Config()) == 1  # 8 x 16: fits
 
 
 def test_grad_slice_samples_is_validated():
