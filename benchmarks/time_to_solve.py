@@ -30,6 +30,8 @@ Usage (from the repository root):
   .venv/bin/python benchmarks/time_to_solve.py --quick             # a2c, 2 seeds, 8 batched
   .venv/bin/python benchmarks/time_to_solve.py --compile-cache --batch-seeds 0   # warm cache
   .venv/bin/python benchmarks/time_to_solve.py --json out.json
+  PGJAX_CPU_DEVICES=2 .venv/bin/python benchmarks/time_to_solve.py --configs a2c \
+      --batch-set training.devices=2 --batch-set training.split=seeds   # batch: a seed per device
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def solve(config, seed: int, seeds: int | None) -> dict:
     jax.clear_caches()
     start = time.perf_counter()
     n = 1 if seeds is None else seeds
-    config = pgjax.apply_overrides(config, [f"training.seed={seed}"])
+    config = pgjax.apply_overrides(config, [f"training.seed={seed}", f"training.num_seeds={n}"])
     trainer = pgjax.make_train(config)
     programs = compile_programs(trainer, n)
     compile_s = time.perf_counter() - start
@@ -132,15 +134,19 @@ def _spread(values: list[float]) -> str:
     return f"{med:.2f} [{min(values):.2f}, {max(values):.2f}]"
 
 
-def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = False) -> dict:
+def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = False,
+               overrides: list[str] = (), batch_overrides: list[str] = ()) -> dict:
     path = ROOT / "configs" / f"cartpole_{name}.yaml"
-    config = pgjax.apply_overrides(pgjax.load_config(path), [f"training.num_chunks={chunks}"])
+    config = pgjax.apply_overrides(pgjax.load_config(path),
+                                   [f"training.num_chunks={chunks}", *overrides])
+    batch_config = pgjax.apply_overrides(config, [f"training.num_seeds={batch or 1}",
+                                                  *batch_overrides])
     pgjax.make_env(config.env.name, **dict(config.env.params))  # imports gymnax, starts the backend
     if cached:  # fill the persistent cache, untimed
         jax.clear_caches()
         compile_programs(pgjax.make_train(config), 1)
         if batch:
-            compile_programs(pgjax.make_train(config), batch)
+            compile_programs(pgjax.make_train(batch_config), batch)
     singles = []
     for seed in range(seeds):
         r = solve(config, seed, None)
@@ -151,7 +157,7 @@ def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = Fa
                  f"(+{r['solve_eval_s'][0]:.2f}s eval)" if steps else
                  f"not solved in {r['chunks_run'] * r['steps_per_chunk']} env steps")
               + f", load {r['load_average'][0]}", flush=True)
-    batched = solve(config, 0, batch) if batch else None
+    batched = solve(batch_config, 0, batch) if batch else None
     if batched:
         solved = sum(batched["solved"])
         print(f"  {name} {batch} seeds vmapped: compile {batched['compile_s']:.2f}s, "
@@ -211,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-cache", action="store_true",
                         help="compile through JAX's persistent cache (a new temporary folder, "
                              "filled first): the time to solve of a second pgjax train")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field in every run (repeatable)")
+    parser.add_argument("--batch-set", dest="batch_overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config field of the vmapped batch only (repeatable), e.g. "
+                             "training.devices=2 and training.split=seeds with PGJAX_CPU_DEVICES=2")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
@@ -240,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         print(f"{name}:", flush=True)
-        results.append(run_config(name, args.seeds, args.batch_seeds, args.chunks, cached=bool(cache)))
+        try:
+            results.append(run_config(name, args.seeds, args.batch_seeds, args.chunks,
+                                      cached=bool(cache), overrides=args.overrides,
+                                      batch_overrides=args.batch_overrides))
+        except pgjax.ConfigError as e:
+            parser.error(str(e))
     print()
     print(f"Single seeds ({args.seeds} per config; median [min, max] over the seeds that solved; "
           f"compile includes make_train{'; warm persistent cache' if cache else ''}):\n")
