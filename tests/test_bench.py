@@ -146,3 +146,25 @@ def test_single_env_loop_backprop_matches_finite_differences():
     # Reward-to-go: G = [1 + .5 + .25, 1 + .5, 1] = [1.75, 1.5, 1], then normalised.
     g = np.array([1.75, 1.5, 1.0])
     np.testing.assert_allclose(loop.reward_to_go(np.ones(3), 0.5), (g - g.mean()) / g.std(), rtol=1e-6)
+
+
+def test_time_to_solve_script_runs_the_product_programs(tmp_path):
+    """benchmarks/time_to_solve.py end to end: one seed and a batch of 2, through --set."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = tmp_path / "tts.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/time_to_solve.py", "--configs", "a2c", "--seeds", "1",
+         "--batch-seeds", "2", "--chunks", "5", "--set", "training.eval_episodes=8",
+         "--json", str(out)],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(out.read_text())["results"][0]
+    single, batched = r["singles"][0], r["batched"]
+    assert single["seeds"] == 1 and batched["seeds"] == 2
+    assert single["compile_s"] > 0 and single["chunks_run"] >= 1
+    # 100k env steps a chunk: the a2c preset solves CartPole within the budget.
+    assert single["solved"] == [True] and all(batched["solved"])
