@@ -57,8 +57,7 @@ import yaml
 
 Scalar = Union[bool, int, float, str]
 EnvParams = tuple[tuple[str, Scalar], ...]
-Devices = Union[int, str]  # a device count, or "all"
-# training.devices and training.grad_slice_samples: an int, or this word.
+IntOrWord = Union[int, str]  # an int, or the word of _INT_OR_WORD for its key
 _INT_OR_WORD = {"training.devices": ("all", ">= 1"), "training.grad_slice_samples": ("auto", ">= 0")}
 
 ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo")
@@ -144,14 +143,15 @@ class TrainingConfig:
     num_seeds: int = 1  # independent runs, vmapped in one program
     eval_episodes: int = 64  # fresh episodes per seed in the final evaluation (0 skips it)
     num_chunks: int = 20  # compiled chunks per run: progress, metrics and checkpoints between
-    devices: Devices = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
+    devices: IntOrWord = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
     split: str = "envs"  # what devices split: "envs" of each seed, or whole "seeds" (small agents)
     num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.distributed)
     coordinator_address: str = ""  # multi-host: host:port of process 0; "" = env or cluster
-    # a2c: sum the gradient over time slices of at most this many samples per device, so
-    # each slice's activations stay in cache (same update, +15-40% steps/s on CPU at large
-    # N); "auto": 8192 on CPU, the whole batch on accelerators; 0: the whole batch.
-    grad_slice_samples: Devices = "auto"
+    # a2c and ppo: sum each gradient over slices (a2c: of time steps; ppo: of minibatch rows)
+    # of at most this many samples per device, so each slice's activations stay in cache
+    # (same update, +15-40% steps/s on CPU at large N; pgjax.train.loss_slices); "auto":
+    # 8192 on CPU, the whole batch on accelerators; 0: the whole batch.
+    grad_slice_samples: IntOrWord = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +238,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if not isinstance(item, (bool, int, float, str)):
                 raise _error(f"{key}.{name}", item, "expected a bool, int, float or string")
         return tuple(sorted(value.items()))
-    if hint == Devices:
+    if hint == IntOrWord:
         word, bound = _INT_OR_WORD[key]
         if value == word or (isinstance(value, int) and not isinstance(value, bool)):
             return value

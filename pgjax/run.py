@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import difflib
+import functools
 import gc
 import math
 import os
@@ -346,12 +347,13 @@ def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
     whole = trainer.sharding.replicate
     pool = (concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pgjax-compile")
             if pipeline else None)
-    pending = {}  # name -> a future of the compiled program, or (lowered, options)
+    pending = {}  # name -> () -> the compiled program
 
     def submit(name, jitted, *args, runs_once=False):
         lowered = jitted.lower(*args) if args else jitted.lower()
         options = compiler_options(runs_once=runs_once)
-        pending[name] = pool.submit(lowered.compile, options) if pool else (lowered, options)
+        pending[name] = (pool.submit(lowered.compile, options).result if pool
+                         else functools.partial(lowered.compile, options))
 
     try:
         if traced_init is not None:
@@ -366,16 +368,12 @@ def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
             submit("chunk", jax.jit(over_seeds(chunk, seeds), donate_argnums=0,
                                     out_shardings=(shardings, whole, whole)), abstract)
         lower_s = time.perf_counter() - start
-        compiled = {name: p.result() if pool else p[0].compile(p[1])
-                    for name, p in pending.items()}
+        compiled = {name: get() for name, get in pending.items()}
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
-    compiled_init = None
-    if train:
-        def compiled_init(k):
-            return compiled["init"](k, trainer.hparams)
-
+    # hparams is an argument of the compiled init (see _vmapped_init); the run's are fixed.
+    compiled_init = (lambda k: compiled["init"](k, trainer.hparams)) if train else None
     return Programs(keys, abstract, compiled_init, compiled.get("chunk"), compiled.get("evaluate"),
                     time.perf_counter() - start, lower_s)
 

@@ -392,7 +392,7 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         if a.name == "ppo":
             return _ppo_epochs(state, batch, key, lr_scale_of(state))
         return gradient_step(state.params, state.opt_state, batch, hp, lr_scale_of(state),
-                             slices=1 if episodic else slices)
+                             slices=slices)  # 1 for REINFORCE's masked batches (loss_slices)
 
     def episodic_update(state: TrainState) -> tuple[TrainState, Metrics]:
         key, rollout_key = jax.random.split(state.key)
