@@ -53,6 +53,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
+from pgjax.cli import use_compilation_cache  # noqa: E402
 from pgjax.run import compile_programs  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -244,10 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: {command}\n", flush=True)
     cache = tempfile.TemporaryDirectory(prefix="pgjax-tts-cache-") if args.compile_cache else None
     if cache:
-        jax.config.update("jax_enable_compilation_cache", True)
-        jax.config.update("jax_compilation_cache_dir", cache.name)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        use_compilation_cache(cache.name)
         print(f"persistent compilation cache: {cache.name} (filled by an untimed compile per config)\n")
     results = []
     for name in names:

@@ -460,16 +460,12 @@ def compile_training_program(cache_dir: str | None, overrides: list[str]) -> dic
     chunk of updates and evaluation) for the default config with ``overrides``, using the
     persistent compilation cache in ``cache_dir`` (None: no cache). Returns trace+lower and
     compile seconds."""
-    import jax  # noqa: PLC0415
-
+    from pgjax.cli import use_compilation_cache  # noqa: PLC0415
     from pgjax.run import compile_programs  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     if cache_dir is not None:
-        jax.config.update("jax_enable_compilation_cache", True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        use_compilation_cache(cache_dir)
     start = time.perf_counter()
     config = apply_overrides(Config(), overrides)
     trainer = make_train(config)

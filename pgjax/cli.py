@@ -73,9 +73,16 @@ def cache_dir(args: argparse.Namespace) -> Path | None:
 
 def setup_cache(args: argparse.Namespace) -> Path | None:
     """Points JAX's persistent compilation cache at :func:`cache_dir` (or turns it off)."""
+    path = cache_dir(args)
+    use_compilation_cache(path)
+    return path
+
+
+def use_compilation_cache(path: str | Path | None) -> None:
+    """JAX's persistent compilation cache in ``path``, caching every program (None: off).
+    The ``pgjax`` command's setting; the benchmarks that time cached compiles use it too."""
     import jax  # noqa: PLC0415
 
-    path = cache_dir(args)
     jax.config.update("jax_enable_compilation_cache", path is not None)
     if path is not None:
         jax.config.update("jax_compilation_cache_dir", str(path))
@@ -83,7 +90,6 @@ def setup_cache(args: argparse.Namespace) -> Path | None:
         # defaults (1 s; a minimum entry size chosen for the filesystem; -1 disables it).
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    return path
 
 
 # ------------------------------------------------------------------ commands
