@@ -102,6 +102,10 @@ class AlgorithmConfig:
     value_clip_eps: float | None = None  # ppo: clipped value loss with this epsilon; None: plain
     epochs: int = 4  # ppo: passes over each batch
     minibatches: int = 4  # ppo: minibatches per epoch; must divide num_envs * n_steps
+    # ppo: before each epoch, recompute values, advantages and value targets with the current
+    # critic, so value information travels epochs * n_steps steps per update, not n_steps
+    # (short rollouts at large num_envs need it; pgjax.scaling turns it on there)
+    recompute_advantages: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +142,9 @@ class TrainingConfig:
     """Batch shape, budget and seeds of a run, and how the host loop splits it."""
 
     num_envs: int = 16  # parallel environments, the N of [T, N]
+    # when an override raises num_envs above a config's own, re-derive the settings that
+    # depend on the batch (n_steps, PPO minibatches, ...) by pgjax.scaling's rule
+    scale_with_num_envs: bool = True
     total_env_steps: int = 500_000  # env-step budget of each seed
     seed: int = 0  # base PRNG seed; the num_seeds runs derive their keys from it
     num_seeds: int = 1  # independent runs, vmapped in one program
@@ -426,8 +433,11 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
     return out
 
 
-def config_from_dict(data: Mapping[str, Any]) -> Config:
+def config_from_dict(data: Mapping[str, Any], *, check: bool = True) -> Config:
     """Builds and validates a config from a mapping of sections; missing keys take defaults.
+
+    With ``check=False`` only each value's type is checked, not the ranges and the relations
+    between keys (:func:`validate`): for a config that is an intermediate step.
 
     ``data`` is not modified. Lists become tuples and ints in float fields become floats.
 
@@ -458,7 +468,8 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             kwargs[name] = _coerce(f"{section}.{name}", value, hints[name])
         sections[section] = _SECTIONS[section](**kwargs)
     config = Config(**sections)
-    validate(config)
+    if check:
+        validate(config)
     return config
 
 
@@ -495,12 +506,13 @@ def save_config(config: Config, path: str | os.PathLike) -> None:
         raise ConfigError(f"{os.fspath(path)}: cannot write config file: {e}") from e
 
 
-def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
+def apply_overrides(config: Config, overrides: Sequence[str], *, check: bool = True) -> Config:
     """Returns a new config with ``section.key=value`` overrides (``--set``) applied.
 
     Each value is parsed as YAML (``0.95``, ``[128, 128]``, ``null``, ``ppo``) and checked like
     a file's; ``env.params.<name>=value`` sets one env param. Later overrides win, and the
-    result is validated once, so ``algorithm.name=ppo`` may come before the sizes it needs.
+    result is validated once, so ``algorithm.name=ppo`` may come before the sizes it needs
+    (``check=False``: types only, see :func:`config_from_dict`).
 
     Raises:
       ConfigError: for a malformed override, or a key or value the result cannot have.
@@ -530,5 +542,5 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
             body["params"][parts[2]] = value
         else:
             body[parts[1]] = value
-    return config_from_dict(data)
+    return config_from_dict(data, check=check)
 

@@ -30,6 +30,7 @@ import optax
 
 from pgjax.config import EPISODIC_ALGORITHMS, Config, Derived, derive
 from pgjax.envs import Env, ObsStats, init_obs_stats, make_env
+from pgjax.envs import normalize_obs as apply_obs_stats
 from pgjax.losses import actor_critic_loss
 from pgjax.networks import Networks, make_networks
 from pgjax.returns import discounted_returns, gae, normalize
@@ -369,11 +370,16 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
             return jnp.ones((), jnp.float32)
         return 1.0 - state.update.astype(jnp.float32) / derived.num_updates
 
-    def learn(state: TrainState, traj, mask: Array | None, key: Array | None):
+    def learn(state: TrainState, traj, mask: Array | None, key: Array | None,
+              last_obs: Array | None = None):
         """Advantages and targets from a rollout's ``traj``, then the gradient step(s).
 
         ``mask`` marks the valid steps of an episodic rollout (None for n-step
         rollouts); ``key`` shuffles PPO's minibatches (unused otherwise).
+        ``last_obs`` ``[N, *obs_shape]``: the observation after the rollout's last step, as
+        the policy sees it (normalised with the rollout's statistics); PPO with
+        ``algorithm.recompute_advantages`` bootstraps from the current critic's value of it
+        (without it, from the acting critic's ``traj.next_value[-1]``).
         Returns ``(params, opt_state, metrics)``.
         """
         hp = state.hparams
@@ -390,7 +396,7 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
             # Every n-step transition is valid: no mask (None), so losses take plain means.
             batch = _Batch(traj.obs, traj.action, advantage, target, traj.log_prob, traj.value, None)
         if a.name == "ppo":
-            return _ppo_epochs(state, batch, key, lr_scale_of(state))
+            return _ppo_epochs(state, batch, key, lr_scale_of(state), traj, last_obs)
         return gradient_step(state.params, state.opt_state, batch, hp, lr_scale_of(state),
                              slices=slices)  # 1 for REINFORCE's masked batches (loss_slices)
 
@@ -406,16 +412,40 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
     def nstep_update(state: TrainState) -> tuple[TrainState, Metrics]:
         key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
         rollout_state, traj, ep_stats = rollout_fns.rollout(state.params, state.rollout, rollout_key)
-        params, opt_state, metrics = learn(state, traj, None, shuffle_key)
+        last_obs = None
+        if a.recompute_advantages:  # the obs after the last step, as the policy saw obs[t]
+            stats = state.rollout.obs_stats
+            last_obs = rollout_state.obs if stats is None else apply_obs_stats(stats, rollout_state.obs)
+        params, opt_state, metrics = learn(state, traj, None, shuffle_key, last_obs)
         new_state = state._replace(params=params, opt_state=opt_state, rollout=rollout_state,
                                    key=key, update=state.update + 1)
         return new_state, {**metrics, **_ep_metrics(ep_stats)}
 
-    def _ppo_epochs(state: TrainState, batch: _Batch, key: Array, lr_scale: Array):
-        flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), batch)
+    def recomputed(params, traj, last_obs: Array | None) -> tuple[Array, Array]:
+        # Values of obs[0..T-1] and of the obs after the last step under the current critic;
+        # a truncated step keeps the acting critic's V(final observation) (the final
+        # observation is not stored; time limits are rare steps), a terminated one gets 0.
+        value = networks.critic(params, traj.obs).astype(jnp.float32)
+        last = (traj.next_value[-1] if last_obs is None
+                else networks.critic(params, last_obs).astype(jnp.float32))
+        following = jnp.concatenate([value[1:], last[None]], axis=0)
+        next_value = jnp.where(traj.truncated, traj.next_value,
+                               jnp.where(traj.terminated, 0.0, following))
+        return value, next_value
+
+    def _ppo_epochs(state: TrainState, batch: _Batch, key: Array, lr_scale: Array, traj=None,
+                    last_obs: Array | None = None):
         size = derived.batch_size
+        hp = state.hparams
 
         def epoch(carry, epoch_key):
+            epoch_batch = batch
+            if a.recompute_advantages:
+                value, next_value = recomputed(carry[0], traj, last_obs)
+                advantage, target = gae(traj.reward, value, next_value, traj.terminated,
+                                        traj.done, hp.gamma, hp.gae_lambda)
+                epoch_batch = batch._replace(advantage=advantage, target=target)
+            flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), epoch_batch)
             perm = jax.random.permutation(epoch_key, size)
             shuffled = jax.tree.map(
                 lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat
