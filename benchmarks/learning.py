@@ -41,6 +41,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
 from pgjax.run import compiler_options  # noqa: E402
+from pgjax.scaling import apply_overrides_scaled  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -104,7 +105,8 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
     path = ROOT / row.config
     if not path.exists():
         return {**result, "status": "not run: no tuned config in configs/ yet"}
-    config = pgjax.apply_overrides(pgjax.load_config(path), overrides)
+    # As pgjax train reads --set: a changed training.num_envs re-derives the batch settings.
+    config = apply_overrides_scaled(pgjax.load_config(path), overrides).config
     if config.env.name != row.env or config.algorithm.name != row.algorithm:
         raise SystemExit(f"{row.config}: expected {row.env}/{row.algorithm}")
     trainer = pgjax.make_train(config)

@@ -116,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
         say = f"resuming run directory: {directory}"
     else:
         path = run.resolve_config_path(args.config)
-        config = run.read_config(path, args.set, args.seeds, args.devices)
+        config, scaling = run.read_scaled_config(path, args.set, args.seeds, args.devices)
         directory = rundir.choose_run_dir(path, args.out, args.force)
         _join(config, args)
         trainer = run.build_trainer(config)
@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
             rundir.create_run_dir(directory, args.force)
             save_config(config, directory / "config.yaml")
         distributed.barrier("pgjax run directory")
-        say = f"run directory: {directory}"
+        say = "\n".join([f"run directory: {directory}", *run.scaling_lines(scaling)])
     run.say(say)
     result = run.train_run(directory, trainer, label=directory.name, resumed=bool(args.resume),
                            memory_note=note)
@@ -260,7 +260,8 @@ def _compare(args: argparse.Namespace) -> int:
     from pgjax import plot, run, rundir  # noqa: PLC0415
 
     paths = [run.resolve_config_path(c) for c in args.configs]
-    configs = [run.read_config(p, args.set, args.seeds, args.devices) for p in paths]
+    scaled = [run.read_scaled_config(p, args.set, args.seeds, args.devices) for p in paths]
+    configs = [s.config for s in scaled]
     for path, config in zip(paths, configs):
         if distributed.wanted(config):
             raise RunError(f"{path}: training.num_processes={config.training.num_processes}: "
@@ -293,6 +294,8 @@ def _compare(args: argparse.Namespace) -> int:
         rundir.create_run_dir(directory, force=True)
         save_config(config, directory / "config.yaml")
         run.say(f"--- {label} ({path})")
+        for line in run.scaling_lines(scaled[labels.index(label)].changes):
+            run.say(line)
         result = run.train_run(directory, trainer, label=label, memory_note=note)
         if result.status != "complete":
             run.say(f"compare stopped in {label}; its run directory is {directory}")

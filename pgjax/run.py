@@ -77,9 +77,31 @@ def resolve_config_path(path: str | None) -> Path:
 
 def read_config(path: Path, overrides: list[str], seeds: int | None,
                 devices: int | str | None = None) -> Config:
-    """Loads a YAML config and applies ``--set`` overrides, ``--seeds`` and ``--devices``."""
-    return with_devices(apply_overrides(load_config(path), [*overrides, *(
-        [] if seeds is None else [f"training.num_seeds={seeds}"])]), devices)
+    """Loads a YAML config and applies ``--set`` overrides, ``--seeds`` and ``--devices``.
+
+    An override that changes ``training.num_envs`` re-derives the settings that depend on the
+    batch (:mod:`pgjax.scaling`); :func:`scaling_lines` says what changed.
+    """
+    return read_scaled_config(path, overrides, seeds, devices).config
+
+
+def read_scaled_config(path: Path, overrides: list[str], seeds: int | None,
+                       devices: int | str | None = None):
+    """:func:`read_config` with the batch rule's changes: a :class:`pgjax.scaling.Scaled`."""
+    from pgjax.scaling import apply_overrides_scaled  # noqa: PLC0415
+
+    scaled = apply_overrides_scaled(load_config(path), [*overrides, *(
+        [] if seeds is None else [f"training.num_seeds={seeds}"])])
+    return scaled._replace(config=with_devices(scaled.config, devices))
+
+
+def scaling_lines(changes) -> list[str]:
+    """What the batch rule derived, as lines to print before a run (none if nothing)."""
+    if len(changes) < 2:  # only training.num_envs itself, or nothing
+        return []
+    return [f"{changes[0]}: the batch settings follow (pgjax.scaling; an explicit --set wins, "
+            "training.scale_with_num_envs=false keeps the config's):",
+            *(f"  {line}" for line in changes[1:])]
 
 
 def with_devices(config: Config, devices: int | str | None) -> Config:
