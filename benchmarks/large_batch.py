@@ -1,0 +1,335 @@
+"""Large batches: env steps and sequential updates to the learning-table target, against N.
+
+For each case (a shipped preset and its learning-table target) and each ``N`` in
+``--num-envs``, the preset is loaded with only ``training.num_envs=N`` overridden, exactly as
+``pgjax train PRESET --set training.num_envs=N`` does (so pgjax's batch rule,
+:mod:`pgjax.scaling`, applies and its changes are printed). ``--seeds`` seeds train in one
+vmapped program within the preset's own env-step budget (``--budget-scale`` multiplies it), and
+after every ``every`` updates all seeds are evaluated greedily (the mean return over
+``--eval-episodes`` fresh episodes each). A seed *reaches* the target at the first evaluation
+whose mean is >= the target; ``every`` is chosen so that a run has about ``--evals``
+evaluations (at least one update apart), the same resolution for every N.
+
+Per case and N it reports: seeds that reached; env steps, updates (rollout-and-learn
+iterations: on an accelerator each costs about the same at any N, so they measure wall time
+there) and gradient steps (updates x epochs x minibatches) to the target, as the median and
+the maximum over seeds; compile seconds; training wall seconds until the last seed reached
+(all seeds together, evaluation time excluded) on this machine; training steps/s; the final
+greedy and sampled returns, and how many seeds are still at the target at the end. The
+issue's targets (ppo at N=4096, a2c at N=1024, against the same preset at N=16) are checked
+at the end when the run has those rows.
+
+Usage (from the repository root):
+  .venv/bin/python benchmarks/large_batch.py                               # CartPole, Acrobot, Pendulum
+  .venv/bin/python benchmarks/large_batch.py --cases cartpole_ppo --num-envs 16,4096
+  .venv/bin/python benchmarks/large_batch.py --write-results               # RESULTS.md + plot
+  .venv/bin/python benchmarks/large_batch.py --quick                       # a smoke run (CI-sized)
+  .venv/bin/python benchmarks/large_batch.py --cases breakout_minatar_ppo --num-envs 64,1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import NamedTuple
+
+import pgjax  # first: its XLA CPU workaround must precede any computation
+
+import jax
+import numpy as np
+
+from pgjax.bench import load_average, machine_info
+from pgjax.config import load_config
+from pgjax.run import compiler_options
+from pgjax.scaling import apply_overrides_scaled
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RECORD = ROOT / "benchmarks" / "large_batch_results.json"
+PLOT = ROOT / "benchmarks" / "large_batch.png"
+BEGIN, END = "<!-- large-batch:begin -->", "<!-- large-batch:end -->"
+
+
+class Case(NamedTuple):
+    name: str
+    config: str  # path relative to the repository root
+    target: float  # the learning table's target
+    max_envs: int  # largest N run by default
+
+
+CASES = [
+    Case("cartpole_ppo", "configs/cartpole_ppo.yaml", 490, 16384),
+    Case("cartpole_a2c", "configs/cartpole_a2c.yaml", 490, 16384),
+    Case("acrobot_ppo", "configs/acrobot_ppo.yaml", -90, 16384),
+    Case("acrobot_a2c", "configs/acrobot_a2c.yaml", -90, 16384),
+    Case("pendulum_ppo", "configs/pendulum_ppo.yaml", -200, 16384),
+    Case("pendulum_a2c", "configs/pendulum_a2c.yaml", -300, 16384),
+    Case("breakout_minatar_ppo", "configs/breakout_minatar_ppo.yaml", 25, 1024),
+    Case("breakout_minatar_a2c", "configs/breakout_minatar_a2c.yaml", 15, 1024),
+]
+DEFAULT_CASES = "cartpole_ppo,cartpole_a2c,acrobot_ppo,acrobot_a2c,pendulum_ppo,pendulum_a2c"
+# The issue's targets: (case, N) must reach with 4/4 seeds, against the same case at N=16.
+TARGETS = {("cartpole_ppo", 4096): "ppo", ("acrobot_ppo", 4096): "ppo",
+           ("pendulum_ppo", 4096): "ppo", ("cartpole_a2c", 1024): "a2c",
+           ("acrobot_a2c", 1024): "a2c"}
+
+
+def run_case(case: Case, num_envs: int, seeds: int, evals: int, eval_episodes: int,
+             budget_scale: float, extra: list[str]) -> dict:
+    preset = load_config(ROOT / case.config)
+    budget = int(preset.training.total_env_steps * budget_scale)
+    overrides = [f"training.num_envs={num_envs}", f"training.total_env_steps={budget}",
+                 "training.num_chunks=1", f"training.eval_episodes={eval_episodes}", *extra]
+    scaled = apply_overrides_scaled(preset, overrides)
+    config = scaled.config
+    trainer = pgjax.make_train(config)
+    d = trainer.derived
+    every = max(1, d.num_updates // evals)
+    points = d.num_updates // every
+    a = config.algorithm
+    grad_steps = a.epochs * a.minibatches if a.name == "ppo" else 1
+
+    def init(key):
+        return trainer.init(jax.random.split(key)[0])
+
+    def chunk(state):
+        return jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=every)[0]
+
+    def evaluate(state, key, greedy):
+        return trainer.evaluate(state, key, greedy=greedy).mean()
+
+    keys = jax.random.split(jax.random.key(config.training.seed), seeds)
+    start = time.perf_counter()
+    state = jax.jit(jax.vmap(init)).lower(keys).compile(compiler_options(runs_once=True))(keys)
+    run_chunk = jax.jit(jax.vmap(chunk), donate_argnums=0).lower(state).compile(
+        compiler_options())
+    greedy_eval, sampled_eval = (
+        jax.jit(jax.vmap(lambda s, k, g=g: evaluate(s, k, g))).lower(state, keys).compile(
+            compiler_options()) for g in (True, False))
+    compile_s = time.perf_counter() - start
+    reached = np.full(seeds, -1)
+    train_s, reach_s = 0.0, np.full(seeds, np.nan)
+    curve = []
+    for p in range(points):
+        t = time.perf_counter()
+        state = jax.block_until_ready(run_chunk(state))
+        train_s += time.perf_counter() - t
+        eval_keys = jax.random.split(jax.random.fold_in(jax.random.key(10_000), p), seeds)
+        returns = np.asarray(greedy_eval(state, eval_keys), np.float64)
+        curve.append(returns.tolist())
+        new = (returns >= case.target) & (reached < 0)
+        reached[new] = (p + 1) * every
+        reach_s[new] = train_s
+    final_keys = jax.random.split(jax.random.key(20_000), seeds)
+    final_greedy = np.asarray(curve[-1])
+    final_sampled = np.asarray(sampled_eval(state, final_keys), np.float64)
+    ok = reached >= 0
+    updates = reached[ok]
+
+    def stat(values):
+        return {"median": float(np.median(values)), "max": float(np.max(values))} \
+            if values.size else None
+
+    return {
+        "case": case.name, "config": case.config, "env": config.env.name,
+        "algorithm": a.name, "target": case.target, "num_envs": num_envs, "seeds": seeds,
+        "scaling": list(scaled.changes), "n_steps": d.rollout_length,
+        "minibatches": a.minibatches if a.name == "ppo" else 1,
+        "steps_per_update": d.steps_per_update, "grad_steps_per_update": grad_steps,
+        "budget": d.env_steps, "num_updates": d.num_updates, "eval_every": every,
+        "reached": int(ok.sum()),
+        "updates_to_target": stat(updates),
+        "env_steps_to_target": stat(updates * d.steps_per_update),
+        "grad_steps_to_target": stat(updates * grad_steps),
+        "compile_s": compile_s,
+        "wall_s_to_target": float(np.max(reach_s)) if ok.all() else None,
+        "train_s": train_s,
+        "steps_per_s": seeds * d.env_steps / train_s,
+        "final_greedy": final_greedy.tolist(), "final_sampled": final_sampled.tolist(),
+        "at_target_end": int((final_greedy >= case.target).sum()),
+        "curve": curve,
+        "load_average": load_average(),
+    }
+
+
+def _fmt(stat: dict | None, scale: float = 1.0, unit: str = "") -> str:
+    if stat is None:
+        return "-"
+    med, top = stat["median"] / scale, stat["max"] / scale
+    if scale == 1.0:
+        return f"{med:,.0f} / {top:,.0f}"
+    return f"{med:,.0f}{unit} / {top:,.0f}{unit}"
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| case | N | T × minibatches | seeds reached | env steps to target (median / max) "
+        "| updates to target | gradient steps to target | compile s | wall s to target "
+        "| steps/s | final greedy (sampled) | at target at end | load |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for r in results:
+        wall = "-" if r["wall_s_to_target"] is None else f"{r['wall_s_to_target']:.1f}"
+        greedy, sampled = np.mean(r["final_greedy"]), np.mean(r["final_sampled"])
+        load = r.get("load_average")
+        lines.append(
+            f"| {r['case']} | {r['num_envs']:,} | {r['n_steps']} × {r['minibatches']} "
+            f"| {r['reached']}/{r['seeds']} | {_fmt(r['env_steps_to_target'], 1e3, 'k')} "
+            f"| {_fmt(r['updates_to_target'])} | {_fmt(r['grad_steps_to_target'])} "
+            f"| {r['compile_s']:.1f} | {wall} | {r['steps_per_s'] / 1e3:,.0f}k "
+            f"| {greedy:.1f} ({sampled:.1f}) | {r['at_target_end']}/{r['seeds']} "
+            f"| {load[0] if load else '-'} |")
+    return "\n".join(lines)
+
+
+def check_targets(results: list[dict]) -> list[str]:
+    """The issue's targets, met or missed with figures, for the rows present."""
+    by = {(r["case"], r["num_envs"]): r for r in results}
+    lines = []
+    for (case, n), kind in TARGETS.items():
+        r, base = by.get((case, n)), by.get((case, 16))
+        if r is None or base is None:
+            continue
+        problems = []
+        if r["reached"] < r["seeds"]:
+            problems.append(f"{r['reached']}/{r['seeds']} seeds reached")
+        if base["reached"] < base["seeds"]:
+            problems.append(f"N=16 reached with {base['reached']}/{base['seeds']} only")
+        ratio = upd_ratio = None
+        if r["reached"] == r["seeds"] and base["reached"] == base["seeds"]:
+            ratio = r["env_steps_to_target"]["max"] / base["env_steps_to_target"]["max"]
+            upd_ratio = r["updates_to_target"]["max"] / base["updates_to_target"]["max"]
+            if ratio > 10:
+                problems.append(f"env steps {ratio:.1f}x N=16's (target <= 10x)")
+            if kind == "ppo" and upd_ratio > 1:
+                problems.append(f"updates {upd_ratio:.2f}x N=16's (target <= 1x)")
+        if kind == "a2c" and r["at_target_end"] < r["seeds"]:
+            problems.append(f"{r['at_target_end']}/{r['seeds']} at target at the end")
+        figures = ("" if ratio is None else
+                   f"env steps {ratio:.1f}x and updates {upd_ratio:.2f}x N=16's; ")
+        lines.append(f"{case} N={n}: " + ("met" if not problems else "MISSED") + f" ({figures}"
+                     + ("; ".join(problems) if problems else "all seeds reached") + ")")
+    return lines
+
+
+def plot(results: list[dict], path: pathlib.Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    cases = sorted({r["case"] for r in results}, key=[c.name for c in CASES].index)
+    for case in cases:
+        rows = sorted((r for r in results if r["case"] == case), key=lambda r: r["num_envs"])
+        for ax, key in zip(axes, ("env_steps_to_target", "updates_to_target")):
+            xs = [r["num_envs"] for r in rows if r[key] is not None and r["reached"] == r["seeds"]]
+            ys = [r[key]["max"] for r in rows if r[key] is not None and r["reached"] == r["seeds"]]
+            ax.plot(xs, ys, marker="o", label=case)
+    for ax, title in zip(axes, ("env steps to target (slowest seed)",
+                                "updates to target (slowest seed)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("training.num_envs (N)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Presets with only num_envs changed (points: every seed reached)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(record: list[dict], machine: dict, command: str) -> None:
+    text = (
+        "## Large batches: env steps and updates to target against N\n\n"
+        f"`{command}` ({machine['date'][:16]}, {machine['cpu']}, {machine['cores']} cores, "
+        f"JAX {machine['jax']}, backend {machine['backend']}). Each preset with only "
+        "`training.num_envs` changed (pgjax's batch rule, `pgjax.scaling`, derives the rest; "
+        "the changes are in `benchmarks/large_batch_results.json`), its own env-step budget, "
+        "seeds vmapped; a seed reaches the target at the first greedy evaluation (mean over "
+        "fresh episodes) >= the target. Median / max over seeds. Wall seconds are training "
+        "only (all seeds together), on this machine; on an accelerator the updates column is "
+        "what sets the wall time.\n\n"
+        + table(record) + "\n\n"
+        + "".join(f"- {line}\n" for line in check_targets(record))
+        + f"\n![env steps and updates to target against N]({PLOT.name})\n")
+    current = RESULTS.read_text()
+    section = f"{BEGIN}\n{text}{END}"
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        current = head + section + rest.split(END, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(current)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=DEFAULT_CASES,
+                        help=f"comma-separated, from: {', '.join(c.name for c in CASES)}")
+    parser.add_argument("--num-envs", default="16,256,1024,4096,16384",
+                        help="comma-separated N (each case stops at its max_envs)")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--evals", type=int, default=60, help="evaluations per run (about)")
+    parser.add_argument("--eval-episodes", type=int, default=32)
+    parser.add_argument("--budget-scale", type=float, default=1.0,
+                        help="multiply each preset's total_env_steps")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra override for every run (explicit settings win over the rule)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: cartpole_ppo at N=16 and 64, 2 seeds, 10%% budget")
+    parser.add_argument("--json", help="write the results as JSON here")
+    parser.add_argument("--write-results", action="store_true",
+                        help="record in benchmarks/large_batch_results.json, rewrite the "
+                             "RESULTS.md section and the plot")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.cases, args.num_envs, args.seeds, args.budget_scale = "cartpole_ppo", "16,64", 2, 0.1
+        args.evals, args.eval_episodes = 10, 8
+    names = {c.name: c for c in CASES}
+    unknown = [c for c in args.cases.split(",") if c not in names]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(names)}")
+    sizes = [int(n) for n in args.num_envs.split(",")]
+    machine = machine_info()
+    print(f"# {machine['cpu']}, {machine['cores']} cores, JAX {machine['jax']} "
+          f"({machine['backend']}), load {load_average()}", flush=True)
+    results = []
+    for name in args.cases.split(","):
+        case = names[name]
+        for n in sizes:
+            if n > case.max_envs:
+                continue
+            r = run_case(case, n, args.seeds, args.evals, args.eval_episodes,
+                         args.budget_scale, args.set)
+            results.append(r)
+            print(f"{name} N={n}: " + "; ".join(r["scaling"][1:] or ["no changes"]), flush=True)
+            print(table([r]).splitlines()[-1], flush=True)
+    print(table(results))
+    for line in check_targets(results):
+        print(line)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"machine": machine, "results": results},
+                                                      indent=2))
+    if args.write_results:
+        command = ".venv/bin/python benchmarks/large_batch.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        record = {(r["case"], r["num_envs"]): r for r in
+                  (json.loads(RECORD.read_text())["results"] if RECORD.exists() else [])}
+        record.update({(r["case"], r["num_envs"]): r for r in results})
+        rows = sorted(record.values(), key=lambda r: ([c.name for c in CASES].index(r["case"]),
+                                                      r["num_envs"]))
+        RECORD.write_text(json.dumps({"machine": machine, "command": command.strip(),
+                                      "results": rows}, indent=1) + "\n")
+        plot(rows, PLOT)
+        write_results(rows, machine, command.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
