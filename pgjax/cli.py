@@ -109,8 +109,8 @@ def _train(args: argparse.Namespace) -> int:
                                f"run's in {', '.join(diff)}; resume without changes, or start "
                                "a new run")
         _join(config, args)
-        run.check_resume(directory, config)
         trainer = run.build_trainer(config)
+        run.check_resume(directory, config, trainer.derived)
         note = run.check_memory(config, trainer.env, config.training.num_seeds,
                                 trainer.sharding.num_devices)
         say = f"resuming run directory: {directory}"
@@ -179,7 +179,7 @@ def _eval(args: argparse.Namespace) -> int:
     per_seed = returns.mean(axis=1)
     d = trainer.derived
     run.say(f"{directory}: {args.checkpoint} checkpoint, chunk {step}/{d.num_chunks} "
-            f"({step * d.updates_per_chunk * d.steps_per_update:,} env steps per seed)")
+            f"({d.updates_after(step) * d.steps_per_update:,} env steps per seed)")
     run.say(f"{'sampled' if args.sample else 'greedy'} return {per_seed.mean():.1f} ± "
             f"{per_seed.std():.1f} over {len(per_seed)} seed(s), {episodes} episodes each")
     if len(per_seed) > 1:

@@ -27,6 +27,9 @@ TINY = ["--set", "training.num_envs=4", "--set", "training.eval_episodes=4",
 # 31 updates of 4 envs x 8 steps per chunk, as in TINY, but 8 chunks.
 EIGHT_CHUNKS = [*TINY[:4], "--set", "training.total_env_steps=7936",
                 "--set", "training.num_chunks=8", "--seeds", "2"]
+# 4,005 env steps = 125 updates of 32 (5 steps left over), in chunks of 32, 31, 31 and 31.
+UNEVEN = [*TINY[:4], "--set", "training.total_env_steps=4005",
+          "--set", "training.num_chunks=4", "--seeds", "2"]
 
 
 def _env(**extra):
@@ -47,6 +50,17 @@ def rows(path):
 
 def without_wall(table):
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in table]
+
+
+def assert_same_final_state(directory, ref_dir):
+    """The latest checkpoints of two runs hold bit-identical states (keys as key data)."""
+    (step, state, _), (ref_step, ref_state, _) = restore_latest(directory), restore_latest(ref_dir)
+    assert step == ref_step
+    leaves = jax.tree.leaves(jax.tree.map(
+        lambda x: jax.random.key_data(x) if rundir._is_key(x) else x, (state, ref_state)))
+    half = len(leaves) // 2
+    for a, b in zip(leaves[:half], leaves[half:]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def restore_latest(directory):
@@ -132,14 +146,52 @@ def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
     assert "resuming after chunk 2/4" in out.stdout
     assert without_wall(rows(directory / "metrics.csv")) == without_wall(
         rows(ref_dir / "metrics.csv"))
+    assert restore_latest(directory)[2]["chunk"] == 4
+    assert_same_final_state(directory, ref_dir)
+    summary = json.loads((directory / "summary.json").read_text())
+    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["eval_returns"] == ref_summary["eval_returns"]
+
+
+@pytest.fixture(scope="module")
+def uneven(cache, work):
+    """An uninterrupted run whose 4 chunks do not divide its 125 updates."""
+    out = pgjax_run(cache, work, "train", *UNEVEN, "--out", "uneven")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work / "uneven", out
+
+
+def test_uneven_chunks_run_every_update(uneven):
+    directory, out = uneven
+    assert ("training.total_env_steps 4,005 is not a multiple of 32 env steps per update: "
+            "running 125 updates = 4,000 env steps") in out.stdout
+    assert "2 seed(s) x 4 chunks of 31-32 updates (32 env steps each)" in out.stdout
+    table = rows(directory / "metrics.csv")
+    assert [int(r["update"]) for r in table[::2]] == [32, 63, 94, 125]
+    assert [int(r["env_steps"]) for r in table[::2]] == [1024, 2016, 3008, 4000]
+    # The short chunks' skipped step is not in their means: no zero losses or entropies.
+    assert all(float(r["entropy"]) > 0.1 for r in table)
+    assert "4,000/4,000 env steps" in out.stdout
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["env_steps_per_seed"] == summary["total_env_steps_per_seed"] == 4000
     step, state, progress = restore_latest(directory)
-    ref_step, ref_state, _ = restore_latest(ref_dir)
-    assert step == ref_step == progress["chunk"] == 4
-    leaves = jax.tree.leaves(jax.tree.map(
-        lambda x: jax.random.key_data(x) if rundir._is_key(x) else x, (state, ref_state)))
-    half = len(leaves) // 2
-    for a, b in zip(leaves[:half], leaves[half:]):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert step == 4 and progress["updates"] == 125
+    assert np.asarray(state.update).tolist() == [125, 125]
+
+
+def test_uneven_interrupt_and_resume_is_bit_identical(uneven, cache, work):
+    ref_dir, _ = uneven
+    out = pgjax_run(cache, work, "train", *UNEVEN, "--out", "uneven-cut",
+                    env=_env(PGJAX_STOP_AFTER_CHUNKS="1"))
+    assert out.returncode == 130, out.stdout[-3000:] + out.stderr[-3000:]
+    directory = work / "uneven-cut"
+    assert json.loads((directory / "summary.json").read_text())["env_steps_per_seed"] == 1024
+    out = pgjax_run(cache, work, "train", "--resume", "uneven-cut")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "resuming after chunk 1/4 (1,024 env steps)" in out.stdout
+    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
+        rows(ref_dir / "metrics.csv"))
+    assert_same_final_state(directory, ref_dir)
     summary = json.loads((directory / "summary.json").read_text())
     ref_summary = json.loads((ref_dir / "summary.json").read_text())
     assert summary["eval_returns"] == ref_summary["eval_returns"]
