@@ -1,10 +1,12 @@
 """Time to solve CartPole-v1: wall seconds from make_train to the first greedy evaluation >= 475.
 
 For each shipped config, training runs in chunks as ``pgjax train`` runs it (a jitted
-``lax.scan`` of ``updates_per_chunk`` updates, shorter chunks skipping the last), with ``trainer.evaluate`` (greedy, the mean
-over ``training.eval_episodes`` fresh episodes) after every chunk. The budget is split into
-``--chunks`` chunks (default 50, finer than the command's 20, so the solve time is resolved
-to 1/50 of the budget); the run stops at the first evaluation whose mean is >= 475.
+``lax.scan`` of ``updates_per_chunk`` updates, shorter chunks skipping the last), with the
+command's evaluation after every chunk (``trainer.evaluate_both``: ``training.eval_episodes``
+fresh greedy episodes and as many sampled, in one rollout; the greedy mean counts). The
+budget is split into ``--chunks`` chunks (default 50, finer than the command's 20, so the
+solve time is resolved to 1/50 of the budget); the run stops at the first evaluation whose
+greedy mean is >= 475.
 
 Per seed, in one process, after ``jax.clear_caches()`` so every seed compiles afresh:
 
@@ -98,7 +100,7 @@ def solve(config, seed: int, seeds: int | None) -> dict:
         train_s += chunk_times[-1]
         t = time.perf_counter()
         keys = jax.random.split(jax.random.fold_in(eval_root, c), n)
-        returns = np.asarray(programs.evaluate(state, keys)).reshape(n, -1).mean(axis=1)
+        returns = np.asarray(programs.evaluate(state, keys).greedy).reshape(n, -1).mean(axis=1)
         eval_s += time.perf_counter() - t
         new = (returns >= THRESHOLD) & (solved_at < 0)
         solved_at[new] = c

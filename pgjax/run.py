@@ -6,9 +6,9 @@ A run trains ``S = training.num_seeds`` seeds as one program. Seed ``i`` uses
 ``init(train_key)``, then ``derived.num_chunks`` calls of one compiled chunk,
 ``vmap(lax.scan(update))`` over ``derived.updates_per_chunk`` updates (chunk ``c`` runs
 ``derived.chunk_updates(c)`` of them: when the chunks do not divide the updates evenly, the
-shorter chunks skip the last step), and finally
-``evaluate(state, eval_key)``. Between chunks, and only there, the host draws progress, appends
-to ``metrics.csv`` and saves a checkpoint (the files are :mod:`pgjax.rundir`'s).
+shorter chunks skip the last step), and finally ``evaluate_both(state, eval_key)`` (greedy
+and sampled episodes). Between chunks, and only there, the host draws progress, appends to
+``metrics.csv`` and saves a checkpoint (the files are :mod:`pgjax.rundir`'s).
 
 A checkpoint holds the whole vmapped ``TrainState`` and the host's progress, so ``--resume``
 continues exactly: the same compiled chunk on the same bits, ending with bit-identical
@@ -225,7 +225,7 @@ class Programs(NamedTuple):
     # `updates` (Derived.chunk_updates) of U = updates_per_chunk steps; metrics[:, updates:]
     # are zeros, of steps skipped
     chunk: Callable | None
-    evaluate: Callable | None  # (states, keys) -> returns [S, E]
+    evaluate: Callable | None  # (states, keys) -> EvalReturns, greedy and sampled [S, E]
     compile_s: float  # tracing, lowering and XLA compilation together
     lower_s: float = 0.0  # of which tracing and lowering
 
@@ -321,9 +321,13 @@ def gc_paused():
             gc.enable()
 
 
-def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = True,
+def compile_programs(trainer, seeds: int, *, train: bool = True,
                      pipeline: bool = True) -> Programs:
     """Lowers and compiles init, the chunk and evaluate (evaluate only, without ``train``).
+
+    Evaluate is ``trainer.evaluate_both``: the greedy and the sampled returns from one
+    program, which ``pgjax eval`` compiles too (so it finds the run's in the cache and
+    reproduces the final evaluation, whichever returns it prints).
 
     With ``pipeline``, each program compiles on one of two worker threads as soon as it is
     lowered, so XLA (C++, without the GIL) compiles while Python traces the next program:
@@ -332,11 +336,10 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
     splits ``lower_s`` from XLA's time cleanly (the compilation-cache benchmark).
     """
     with gc_paused():
-        return _compile_programs(trainer, seeds, train=train, greedy=greedy, pipeline=pipeline)
+        return _compile_programs(trainer, seeds, train=train, pipeline=pipeline)
 
 
-def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
-                      pipeline: bool) -> Programs:
+def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Programs:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
@@ -372,7 +375,7 @@ def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
         return state, metrics, finite
 
     def evaluate(state, key):
-        return trainer.evaluate(state, jax.random.split(key)[1], greedy=greedy)
+        return trainer.evaluate_both(state, jax.random.split(key)[1])
 
     traced_init = None
     if train and trainer.sharding.num_devices == 1:
@@ -625,6 +628,16 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     return Result(status, code, summary)
 
 
+def per_seed_returns(returns) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's mean greedy and mean sampled return (float64 ``[S]`` each), from what
+    :attr:`Programs.evaluate` returns."""
+    import jax  # noqa: PLC0415
+
+    returns = jax.device_get(returns)
+    return (np.asarray(returns.greedy, np.float64).mean(axis=1),
+            np.asarray(returns.sampled, np.float64).mean(axis=1))
+
+
 def _summarise(directory: Path, trainer, programs: Programs, final_state, *, status: str,
                chunks_done: int, wall_s: float, session: tuple[int, float],
                checkpoints: Checkpoints) -> dict:
@@ -660,13 +673,16 @@ def _summarise(directory: Path, trainer, programs: Programs, final_state, *, sta
     lines = [f"{status}: {config.env.name} {config.algorithm.name}, {seeds} seed(s), "
              f"{summary['env_steps_per_seed']:,}/{derived.env_steps:,} env steps per seed"]
     if final_state is not None and programs.evaluate is not None:
-        returns = np.asarray(jax.device_get(programs.evaluate(final_state, programs.keys)),
-                             np.float64).mean(axis=1)
-        summary.update(eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
-                       eval_returns=returns.tolist(),
+        greedy, sampled = per_seed_returns(programs.evaluate(final_state, programs.keys))
+        summary.update(eval_return_mean=float(greedy.mean()), eval_return_std=float(greedy.std()),
+                       eval_returns=greedy.tolist(),
+                       eval_sampled_return_mean=float(sampled.mean()),
+                       eval_sampled_return_std=float(sampled.std()),
+                       eval_sampled_returns=sampled.tolist(),
                        eval_episodes=config.training.eval_episodes)
-        lines.append(f"final greedy evaluation: {returns.mean():.1f} ± {returns.std():.1f} over "
-                     f"{seeds} seed(s) ({config.training.eval_episodes} episodes each)")
+        lines.append(f"final evaluation: greedy {greedy.mean():.1f} ± {greedy.std():.1f}, "
+                     f"sampled {sampled.mean():.1f} ± {sampled.std():.1f} over {seeds} seed(s) "
+                     f"({config.training.eval_episodes} episodes each)")
     rate = summary["steps_per_s"]
     lines.append(f"wall time {wall_s:.1f} s, compile {programs.compile_s:.1f} s"
                  + (f", {rate:,.0f} env steps/s (all seeds)" if rate else ""))

@@ -108,17 +108,33 @@ def test_train_writes_the_run_directory(reference):
     assert summary["latest_checkpoint"] == 4
     config = load_config(directory / "config.yaml")
     assert config.training.num_envs == 4 and config.training.num_seeds == 2
-    assert "chunk 4/4" in out.stdout and "final greedy evaluation" in out.stdout
-    assert f"{summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}" in out.stdout
+    assert len(summary["eval_sampled_returns"]) == 2
+    assert summary["eval_sampled_return_mean"] == pytest.approx(
+        np.mean(summary["eval_sampled_returns"]))
+    assert "chunk 4/4" in out.stdout
+    assert (f"final evaluation: greedy {summary['eval_return_mean']:.1f} ± "
+            f"{summary['eval_return_std']:.1f}, sampled {summary['eval_sampled_return_mean']:.1f}"
+            f" ± {summary['eval_sampled_return_std']:.1f} over 2 seed(s) (4 episodes each)"
+            ) in out.stdout
 
 
 def test_eval_reproduces_the_final_evaluation(reference, cache, work):
     directory, _ = reference
     summary = json.loads((directory / "summary.json").read_text())
+    greedy = (f"greedy return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}"
+              " over 2 seed(s), 4 episodes each")
+    sampled = (f"sampled return {summary['eval_sampled_return_mean']:.1f} ± "
+               f"{summary['eval_sampled_return_std']:.1f} over 2 seed(s), 4 episodes each")
     out = pgjax_run(cache, work, "eval", "ref")
     assert out.returncode == 0, out.stderr[-3000:]
-    mean, std = summary["eval_return_mean"], summary["eval_return_std"]
-    assert f"greedy return {mean:.1f} ± {std:.1f} over 2 seed(s), 4 episodes each" in out.stdout
+    assert "chunk 4/4 (3,968 env steps per seed)" in out.stdout
+    assert greedy in out.stdout and sampled in out.stdout
+    per_seed = " ".join(f"{r:.1f}" for r in summary["eval_sampled_returns"])
+    assert f"sampled per seed: {per_seed}" in out.stdout
+    for flag, shown, hidden in (("--greedy", greedy, "sampled"), ("--sample", sampled, "greedy")):
+        out = pgjax_run(cache, work, "eval", "ref", flag)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert shown in out.stdout and f"{hidden} return" not in out.stdout
 
 
 def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
@@ -235,6 +251,8 @@ def test_compare_draws_every_variant(reference, cache, work):
     assert [r["variant"] for r in table] == ["gamma99", "gamma90"]
     assert [r["seeds"] for r in table] == ["2", "2"]
     assert len(json.loads((directory / "compare.json").read_text())) == 2
+    assert all(r["eval_sampled_return_mean"] for r in table)
+    assert "sampled eval return" in out.stdout
     for name in ("gamma99", "gamma90"):
         assert (directory / name / "metrics.csv").exists()
         assert name in out.stdout
