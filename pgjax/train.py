@@ -496,7 +496,9 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
 
     def evaluate_both(state: TrainState, key: Array) -> EvalReturns:
         # One rollout of 2E envs, not two of E: one compiled rollout (half the compile time of
-        # two); both halves end within one episode cap, and the idle steps are skipped.
+        # two); both halves end within one episode cap, and the idle steps are skipped. With
+        # JAX's default partitionable threefry, split(key, 2E)[:E] == split(key, E): the
+        # greedy half plays the episodes of evaluate(state, key, greedy=True).
         obs_stats = state.obs_stats if episodic else state.rollout.obs_stats
         traj, _, _, _ = eval_rollouts["both"](state.params, key, obs_stats)
         returns = jnp.sum(traj.reward, axis=0)

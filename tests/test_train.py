@@ -280,6 +280,9 @@ def test_evaluate_both_runs_greedy_and_sampled_episodes():
     state = trainer.init(jax.random.key(0))
     returns = jax.jit(trainer.evaluate_both)(state, jax.random.key(1))
     assert returns.greedy.shape == returns.sampled.shape == (32,)
-    greedy_only = jax.jit(trainer.evaluate)(state, jax.random.key(1))
-    assert float(returns.greedy.max()) <= 12 and float(greedy_only.max()) <= 12
+    assert float(returns.greedy.max()) <= 12
     assert float(returns.sampled.mean()) > 15 > float(returns.greedy.mean())
+    if jax.config.jax_threefry_partitionable:  # JAX's default: split(k, 2E)[:E] == split(k, E)
+        # so the greedy half resets (and steps) as evaluate's greedy episodes with that key.
+        greedy_only = jax.jit(trainer.evaluate)(state, jax.random.key(1))
+        np.testing.assert_array_equal(returns.greedy, greedy_only)
