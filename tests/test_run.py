@@ -3,7 +3,12 @@
 Every run here shares one compilation-cache directory and one set of compiled programs: the
 tiny config's chunk program depends on updates_per_chunk (31), not on num_chunks, and the
 float hyperparameters (learning rates, gamma) are arguments, not constants. So only the first
-run compiles (the cache test checks that), and the rest start in a few seconds.
+run compiles (the cache test checks that), and the rest start in a few seconds; the uneven
+runs (125 updates in chunks of 32 and 31) share a second chunk program.
+
+Subprocesses run `python -m pgjax.cli` in a temporary directory, so they import the installed
+pgjax: to test another checkout (a git worktree beside an editable install), set PYTHONPATH
+to it.
 """
 
 import csv
