@@ -2,10 +2,12 @@
 
 For every row (env, algorithm, shipped config, target, env-step budget) this
 trains ``--seeds`` seeds with ``jax.vmap`` over one compiled program
-(``make_train(config).train`` followed by a greedy ``evaluate``), and reports
+(``make_train(config).train`` followed by ``evaluate_both``), and reports
 the final greedy evaluation return (mean +- std and min over seeds, each seed's
-return being the mean over ``training.eval_episodes`` fresh episodes), the
-wall time split into compile and run, and whether the mean reaches the target.
+return being the mean over ``training.eval_episodes`` fresh episodes) and the
+sampled one (mean +- std) beside it, the wall time split into compile and run,
+and whether the greedy mean reaches the target. Rows recorded before the sampled
+return was measured show "-" for it.
 A row whose config is not in ``configs/`` yet is still printed, as not run.
 
 Usage (from the repository root, in the README's environment):
@@ -116,16 +118,17 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
     def run(key):
         train_key, eval_key = jax.random.split(key)
         state, metrics = trainer.train(train_key)
-        return trainer.evaluate(state, eval_key).mean(), metrics["episode_return"]
+        returns = trainer.evaluate_both(state, eval_key)
+        return returns.greedy.mean(), returns.sampled.mean(), metrics["episode_return"]
 
     keys = jax.random.split(jax.random.key(config.training.seed), seeds)
     start = time.perf_counter()
     compiled = jax.jit(jax.vmap(run)).lower(keys).compile(compiler_options())
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    final, _ = jax.device_get(compiled(keys))
+    final, sampled, _ = jax.device_get(compiled(keys))
     run_s = time.perf_counter() - start
-    final = np.asarray(final, np.float64)
+    final, sampled = np.asarray(final, np.float64), np.asarray(sampled, np.float64)
     return {
         **result,
         "status": ("reached" if final.mean() >= row.target else "missed")
@@ -137,6 +140,8 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
         "final_std": float(final.std()),
         "final_min": float(final.min()),
         "per_seed": final.round(1).tolist(),
+        "final_sampled_mean": float(sampled.mean()),
+        "final_sampled_std": float(sampled.std()),
         "compile_s": compile_s,
         "run_s": run_s,
         "steps_per_s": seeds * trainer.derived.env_steps / run_s,
@@ -146,18 +151,22 @@ def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
 def table(results: list[dict]) -> str:
     lines = [
         "| env | algorithm | config | env steps | seeds | final greedy return, mean ± std (min) "
-        "| target | result | compile s | run s (all seeds) | env steps/s (all seeds) | reference "
-        "| measured |",
-        "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
+        "| final sampled return | target | result | compile s | run s (all seeds) "
+        "| env steps/s (all seeds) | reference | measured |",
+        "| --- | --- | --- | ---: | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for r in results:
         if "final_mean" not in r:
             lines.append(f"| {r['env']} | {r['algorithm']} | `{r['config']}` | ≤ {r['budget']:,} | "
-                         f"- | - | {r['target']} | {r['status']} | - | - | - | {r['reference']} | - |")
+                         f"- | - | - | {r['target']} | {r['status']} | - | - | - | {r['reference']} "
+                         "| - |")
             continue
+        sampled = ("-" if "final_sampled_mean" not in r else  # recorded before it was measured
+                   f"{r['final_sampled_mean']:.1f} ± {r['final_sampled_std']:.1f}")
         lines.append(
             f"| {r['env']} | {r['algorithm']} | `{r['config']}` | {r['env_steps']:,} | {r['seeds']} "
-            f"| {r['final_mean']:.1f} ± {r['final_std']:.1f} ({r['final_min']:.1f}) | {r['target']} "
+            f"| {r['final_mean']:.1f} ± {r['final_std']:.1f} ({r['final_min']:.1f}) | {sampled} "
+            f"| {r['target']} "
             f"| {r['status']} | {r['compile_s']:.1f} | {r['run_s']:.1f} | {r['steps_per_s'] / 1e3:.0f}k "
             f"| {r['reference']} | {r.get('date', '-')}{_load(r)} |"
         )
@@ -210,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results[-1]
         print(r["status"] if "final_mean" not in r else
               f"{r['final_mean']:.1f} ± {r['final_std']:.1f} (min {r['final_min']:.1f}), "
+              f"sampled {r['final_sampled_mean']:.1f} ± {r['final_sampled_std']:.1f}, "
               f"compile {r['compile_s']:.1f}s, run {r['run_s']:.1f}s", flush=True)
     text = table(results)
     print(text)
@@ -238,7 +248,8 @@ def results_section(record: dict) -> str:
     commands = sorted({r["command"] for r in rows if "command" in r})
     return (
         "## Learning results\n\n"
-        "Final greedy evaluation of each shipped config: the seeds of a row are trained in one "
+        "Final greedy evaluation of each shipped config, with the sampled policy's return beside "
+        "it (\"-\" in rows recorded before it was measured): the seeds of a row are trained in one "
         "vmapped program (train, then evaluate, compiled together); each seed's return is the mean "
         "of `training.eval_episodes` fresh episodes. Rows were measured with the commands below "
         "(date in the last column) and are recorded in `benchmarks/learning_results.json`.\n\n"

@@ -94,7 +94,7 @@ def child(overrides: list[str], seeds: int) -> dict:
     states = jax.jit(jax.vmap(trainer.init))(keys)
     before = _status()
     run_chunk = jax.jit(jax.vmap(chunk)).lower(states).compile()
-    evaluate = jax.jit(jax.vmap(trainer.evaluate)).lower(states, keys).compile()
+    evaluate = jax.jit(jax.vmap(trainer.evaluate_both)).lower(states, keys).compile()
     compiled = _status()
     for _ in range(trainer.derived.num_chunks):
         states, metrics = run_chunk(states)

@@ -1,10 +1,12 @@
 """Time to solve CartPole-v1: wall seconds from make_train to the first greedy evaluation >= 475.
 
 For each shipped config, training runs in chunks as ``pgjax train`` runs it (a jitted
-``lax.scan`` of ``updates_per_chunk`` updates), with ``trainer.evaluate`` (greedy, the mean
-over ``training.eval_episodes`` fresh episodes) after every chunk. The budget is split into
-``--chunks`` chunks (default 50, finer than the command's 20, so the solve time is resolved
-to 1/50 of the budget); the run stops at the first evaluation whose mean is >= 475.
+``lax.scan`` of ``updates_per_chunk`` updates, shorter chunks skipping the last), with the
+command's evaluation after every chunk (``trainer.evaluate_both``: ``training.eval_episodes``
+fresh greedy episodes and as many sampled, in one rollout; the greedy mean counts). The
+budget is split into ``--chunks`` chunks (default 50, finer than the command's 20, so the
+solve time is resolved to 1/50 of the budget); the run stops at the first evaluation whose
+greedy mean is >= 475.
 
 Per seed, in one process, after ``jax.clear_caches()`` so every seed compiles afresh:
 
@@ -77,7 +79,6 @@ def solve(config, seed: int, seeds: int | None) -> dict:
     state = programs.init(programs.keys)
     jax.block_until_ready(state)
     eval_root = jax.random.key(10_000 + seed)
-    k = trainer.derived.updates_per_chunk
     derived = trainer.derived
     solved_at = np.full(n, -1)
     solve_train_s = np.full(n, np.nan)
@@ -88,17 +89,18 @@ def solve(config, seed: int, seeds: int | None) -> dict:
     chunk_times = []
     for c in range(derived.num_chunks):
         t = time.perf_counter()
-        state, metrics, _ = programs.chunk(state)
+        updates = derived.chunk_updates(c + 1)
+        state, metrics, _ = programs.chunk(state, updates)
         jax.block_until_ready(state)
         # Env steps actually stepped: REINFORCE's padded rollout counts only its valid steps.
         steps = metrics.get("env_steps_valid")
-        valid += (np.asarray(steps).sum(axis=-1) if steps is not None
-                  else k * derived.steps_per_update)
+        valid += (np.asarray(steps)[..., :updates].sum(axis=-1) if steps is not None
+                  else updates * derived.steps_per_update)
         chunk_times.append(time.perf_counter() - t)
         train_s += chunk_times[-1]
         t = time.perf_counter()
         keys = jax.random.split(jax.random.fold_in(eval_root, c), n)
-        returns = np.asarray(programs.evaluate(state, keys)).reshape(n, -1).mean(axis=1)
+        returns = np.asarray(programs.evaluate(state, keys).greedy).reshape(n, -1).mean(axis=1)
         eval_s += time.perf_counter() - t
         new = (returns >= THRESHOLD) & (solved_at < 0)
         solved_at[new] = c
@@ -106,7 +108,8 @@ def solve(config, seed: int, seeds: int | None) -> dict:
         solve_valid[new] = valid[new]
         if (solved_at >= 0).all():
             break
-    steps_per_chunk = derived.updates_per_chunk * derived.steps_per_update
+    steps_after = [derived.updates_after(c) * derived.steps_per_update
+                   for c in range(derived.num_chunks + 1)]
     return {
         "seed": seed,
         "seeds": n,
@@ -115,10 +118,11 @@ def solve(config, seed: int, seeds: int | None) -> dict:
         "eval_s": eval_s,
         "chunks_run": len(chunk_times),
         "chunk_s_median": statistics.median(chunk_times),
-        "steps_per_chunk": steps_per_chunk,
+        "steps_per_chunk": steps_after[1],  # the first chunk's; later ones may be shorter
+        "env_steps_run": steps_after[len(chunk_times)],
         "num_chunks": derived.num_chunks,
         "solved": (solved_at >= 0).tolist(),
-        "solve_env_steps": [int((c + 1) * steps_per_chunk) if c >= 0 else None for c in solved_at],
+        "solve_env_steps": [steps_after[c + 1] if c >= 0 else None for c in solved_at],
         # env steps actually stepped (REINFORCE: excluding the padding after episodes end)
         "solve_valid_env_steps": [None if np.isnan(x) else int(x) for x in solve_valid],
         "valid_env_steps_per_s": float(valid.sum() / train_s),
@@ -156,7 +160,7 @@ def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = Fa
         print(f"  {name} seed {seed}: compile {r['compile_s']:.2f}s, "
               + (f"solved at {steps} env steps after {r['solve_train_s'][0]:.2f}s training "
                  f"(+{r['solve_eval_s'][0]:.2f}s eval)" if steps else
-                 f"not solved in {r['chunks_run'] * r['steps_per_chunk']} env steps")
+                 f"not solved in {r['env_steps_run']} env steps")
               + f", load {r['load_average'][0]}", flush=True)
     batched = solve(batch_config, 0, batch) if batch else None
     if batched:

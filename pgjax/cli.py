@@ -109,8 +109,8 @@ def _train(args: argparse.Namespace) -> int:
                                f"run's in {', '.join(diff)}; resume without changes, or start "
                                "a new run")
         _join(config, args)
-        run.check_resume(directory, config)
         trainer = run.build_trainer(config)
+        run.check_resume(directory, config, trainer.derived)
         note = run.check_memory(config, trainer.env, config.training.num_seeds,
                                 trainer.sharding.num_devices)
         say = f"resuming run directory: {directory}"
@@ -161,9 +161,6 @@ def _restore(directory: Path, trainer, which: str):
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
     from pgjax import run  # noqa: PLC0415
 
     directory = Path(args.run_dir)
@@ -173,17 +170,20 @@ def _eval(args: argparse.Namespace) -> int:
     _join(config, args)
     trainer = run.build_trainer(config)
     state, step = _restore(directory, trainer, args.checkpoint)
-    programs = run.compile_programs(trainer, config.training.num_seeds, train=False,
-                                    greedy=not args.sample)
-    returns = np.asarray(jax.device_get(programs.evaluate(state, programs.keys)), np.float64)
-    per_seed = returns.mean(axis=1)
+    # The program of the run's final evaluation (both policies), whichever this prints.
+    programs = run.compile_programs(trainer, config.training.num_seeds, train=False)
+    greedy, sampled = run.per_seed_returns(programs.evaluate(state, programs.keys))
     d = trainer.derived
     run.say(f"{directory}: {args.checkpoint} checkpoint, chunk {step}/{d.num_chunks} "
-            f"({step * d.updates_per_chunk * d.steps_per_update:,} env steps per seed)")
-    run.say(f"{'sampled' if args.sample else 'greedy'} return {per_seed.mean():.1f} ± "
-            f"{per_seed.std():.1f} over {len(per_seed)} seed(s), {episodes} episodes each")
-    if len(per_seed) > 1:
-        run.say("per seed: " + " ".join(f"{r:.1f}" for r in per_seed))
+            f"({d.updates_after(step) * d.steps_per_update:,} env steps per seed)")
+    shown = {"greedy": greedy, "sampled": sampled}
+    names = ["sampled"] if args.sample else ["greedy"] if args.greedy else list(shown)
+    for name in names:
+        per_seed = shown[name]
+        run.say(f"{name} return {per_seed.mean():.1f} ± {per_seed.std():.1f} over "
+                f"{len(per_seed)} seed(s), {episodes} episodes each")
+        if len(per_seed) > 1:
+            run.say(f"{name} per seed: " + " ".join(f"{r:.1f}" for r in per_seed))
     return 0
 
 
@@ -315,6 +315,8 @@ def _compare(args: argparse.Namespace) -> int:
             "final_train_return_std": s.get("final_train_return_std"),
             "eval_return_mean": s.get("eval_return_mean"),
             "eval_return_std": s.get("eval_return_std"),
+            "eval_sampled_return_mean": s.get("eval_sampled_return_mean"),
+            "eval_sampled_return_std": s.get("eval_sampled_return_std"),
             "wall_s": s["wall_s"], "compile_s": s["compile_s"], "steps_per_s": s["steps_per_s"]})
     with open(out / "compare.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -331,11 +333,12 @@ def _table(rows: list[dict]) -> str:
         return "-" if mean is None else f"{mean:.1f} ± {std:.1f}"
 
     header = ["variant", "algorithm", "seeds", "env steps", "final train return",
-              "greedy eval return", "wall s", "steps/s"]
+              "greedy eval return", "sampled eval return", "wall s", "steps/s"]
     body = [[r["variant"], r["algorithm"], str(r["seeds"]), f"{r['env_steps_per_seed']:,}",
              pm(r["final_train_return_mean"], r["final_train_return_std"]),
-             pm(r["eval_return_mean"], r["eval_return_std"]), f"{r['wall_s']:.1f}",
-             f"{r['steps_per_s'] or 0:,.0f}"] for r in rows]
+             pm(r["eval_return_mean"], r["eval_return_std"]),
+             pm(r.get("eval_sampled_return_mean"), r.get("eval_sampled_return_std")),
+             f"{r['wall_s']:.1f}", f"{r['steps_per_s'] or 0:,.0f}"] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip()
                      for line in [header, *body])
@@ -421,16 +424,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser(
         "eval", parents=[cache], help="evaluate a run's checkpoint (mean ± std over seeds)",
-        description="Evaluate every seed of a run on fresh episodes and print the return, "
-                    "mean ± std over seeds.")
+        description="Evaluate every seed of a run on fresh episodes and print the greedy "
+                    "return (the policy's mode) and the sampled return (actions sampled), "
+                    "mean ± std over seeds; with the defaults, the run's final evaluation.")
     ev.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by pgjax train")
     ev.add_argument("--devices", type=_devices, metavar="D",
                     help="devices to evaluate on: a count or 'all' (default: the run's "
                          "training.devices)")
     ev.add_argument("--episodes", type=_positive_int, metavar="N",
                     help="episodes per seed (default training.eval_episodes)")
-    ev.add_argument("--sample", action="store_true",
-                    help="sample actions from the policy instead of taking its mode (greedy)")
+    mode = ev.add_mutually_exclusive_group()
+    mode.add_argument("--sample", action="store_true",
+                      help="print only the sampled return (actions sampled from the policy); "
+                           "default: both the greedy and the sampled return")
+    mode.add_argument("--greedy", action="store_true",
+                      help="print only the greedy return (the policy's mode at every step)")
     ev.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                     help="which checkpoint (default latest)")
 

@@ -149,7 +149,9 @@ class TrainingConfig:
     seed: int = 0  # base PRNG seed; the num_seeds runs derive their keys from it
     num_seeds: int = 1  # independent runs, vmapped in one program
     eval_episodes: int = 64  # fresh episodes per seed in the final evaluation (0 skips it)
-    num_chunks: int = 20  # compiled chunks per run: progress, metrics and checkpoints between
+    # compiled chunks per run (progress, metrics and checkpoints between them); when it does
+    # not divide the updates, some chunks run one update more (pgjax.config.derive)
+    num_chunks: int = 20
     devices: IntOrWord = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
     split: str = "envs"  # what devices split: "envs" of each seed, or whole "seeds" (small agents)
     num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.distributed)
@@ -174,16 +176,41 @@ class Config:
 
 @dataclasses.dataclass(frozen=True)
 class Derived:
-    """Sizes that follow from a config; see :func:`derive`."""
+    """Sizes that follow from a config; see :func:`derive`.
+
+    Chunks are numbered from 1, as in ``metrics.csv`` and the checkpoints: chunk ``c`` runs
+    :meth:`chunk_updates` ``(c)`` updates, and the first ``c`` chunks together
+    :meth:`updates_after` ``(c)``.
+    """
 
     rollout_length: int  # T: n_steps, or max_steps_in_episode for reinforce
     steps_per_update: int  # env steps collected per update: num_envs * rollout_length
     batch_size: int  # transitions per update (= steps_per_update)
     minibatch_size: int  # transitions per gradient step: batch_size // minibatches for ppo
-    num_updates: int  # updates actually run: num_chunks * updates_per_chunk
+    num_updates: int  # updates run: total_env_steps // steps_per_update, all of them
     num_chunks: int  # compiled chunks: training.num_chunks, or fewer if there are few updates
-    updates_per_chunk: int  # updates scanned inside one compiled chunk
-    env_steps: int  # env steps actually run per seed: num_updates * steps_per_update
+    updates_per_chunk: int  # updates of the longest chunk: the compiled chunk's scan length
+    env_steps: int  # env steps run per seed: num_updates * steps_per_update
+
+    @property
+    def even(self) -> bool:
+        """Whether every chunk runs ``updates_per_chunk`` updates (num_chunks divides them)."""
+        return self.num_updates % self.num_chunks == 0
+
+    def updates_after(self, chunks: int) -> int:
+        """Updates done by the first ``chunks`` chunks (0 to num_chunks).
+
+        The first ``num_updates % num_chunks`` chunks run ``updates_per_chunk`` updates, the
+        rest one fewer, so ``updates_after(num_chunks) == num_updates``.
+        """
+        if not 0 <= chunks <= self.num_chunks:
+            raise ValueError(f"chunks={chunks}: must be in 0..{self.num_chunks}")
+        base, longer = divmod(self.num_updates, self.num_chunks)
+        return chunks * base + min(chunks, longer)
+
+    def chunk_updates(self, chunk: int) -> int:
+        """Updates run by chunk number ``chunk`` (1 to num_chunks)."""
+        return self.updates_after(chunk) - self.updates_after(chunk - 1)
 
 
 _SECTIONS: dict[str, type] = typing.get_type_hints(Config)
@@ -375,11 +402,13 @@ def derive(config: Config, max_steps_in_episode: int | None = None) -> Derived:
     """Computes the sizes that follow from ``config``, as a new object; ``config`` is untouched.
 
     ``steps_per_update = num_envs * T`` with ``T = n_steps`` for a2c/ppo and
-    ``T = max_steps_in_episode`` for reinforce (one whole, padded episode per env), and
-    ``total = total_env_steps // steps_per_update`` updates are split into
-    ``num_chunks = min(training.num_chunks, total)`` chunks of ``total // num_chunks`` updates.
-    The remainder ``total % num_chunks`` (fewer than ``num_chunks`` updates) is dropped, so
-    every chunk has the same length and compiles once; ``env_steps`` is the budget actually run.
+    ``T = max_steps_in_episode`` for reinforce (one whole, padded episode per env), and all
+    ``num_updates = total_env_steps // steps_per_update`` updates are split into
+    ``num_chunks = min(training.num_chunks, num_updates)`` chunks. When ``num_chunks`` does not
+    divide ``num_updates``, the first ``num_updates % num_chunks`` chunks run one update more
+    than the rest (:meth:`Derived.chunk_updates`); one compiled chunk serves both lengths
+    (``pgjax.run.compile_programs``). ``env_steps`` is the budget actually run: the
+    ``total_env_steps % steps_per_update`` steps that do not fill an update are not.
 
     Args:
       config: a config; it is validated first.
@@ -393,9 +422,11 @@ def derive(config: Config, max_steps_in_episode: int | None = None) -> Derived:
       ConfigError: if ``config`` is invalid, or reinforce's episode cap is unknown.
 
     Examples:
-      >>> d = derive(Config())  # 16 envs * 8 steps; 500_000 // 128 = 3906 = 20 * 195 + 6
-      >>> d.steps_per_update, d.num_chunks, d.updates_per_chunk, d.num_updates
-      (128, 20, 195, 3900)
+      >>> d = derive(Config())  # 16 envs * 8 steps; 500_000 // 128 = 3906 = 6 * 196 + 14 * 195
+      >>> d.steps_per_update, d.num_updates, d.env_steps, d.num_chunks, d.updates_per_chunk
+      (128, 3906, 499968, 20, 196)
+      >>> d.even, d.chunk_updates(6), d.chunk_updates(7), d.updates_after(7)
+      (False, 196, 195, 1371)
     """
     validate(config, max_steps_in_episode=max_steps_in_episode)
     rollout = _rollout_length(config, max_steps_in_episode)
@@ -406,12 +437,11 @@ def derive(config: Config, max_steps_in_episode: int | None = None) -> Derived:
     steps = config.training.num_envs * rollout
     total = config.training.total_env_steps // steps
     num_chunks = min(config.training.num_chunks, total)
-    per_chunk = total // num_chunks
     minibatches = config.algorithm.minibatches if config.algorithm.name == "ppo" else 1
     return Derived(rollout_length=rollout, steps_per_update=steps, batch_size=steps,
-                   minibatch_size=steps // minibatches, num_updates=num_chunks * per_chunk,
-                   num_chunks=num_chunks, updates_per_chunk=per_chunk,
-                   env_steps=num_chunks * per_chunk * steps)
+                   minibatch_size=steps // minibatches, num_updates=total,
+                   num_chunks=num_chunks, updates_per_chunk=-(-total // num_chunks),
+                   env_steps=total * steps)
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,8 @@
   copies; REINFORCE's mask and returns (``T = max_steps_in_episode``).
 * ``env_states``: the env states and observations carried between updates.
 * ``params_and_optimizer``: parameters, gradients, updates and Adam's two moments.
-* ``evaluation``: the greedy evaluation rollout, ``eval_episodes`` whole episodes.
+* ``evaluation``: the evaluation rollout, ``eval_episodes`` whole greedy episodes and as
+  many sampled ones.
 * ``metrics``: the per-update scalars a chunk returns.
 
 Everything but ``runtime`` and ``compilation`` scales with ``seeds``. Calibrated against the
@@ -255,10 +256,11 @@ def estimate_memory(config: Config, *, seeds: int = 1, env=None, backend: str | 
 
     evaluation = 0
     if t.eval_episodes:
-        steps = t.eval_episodes * env.spec.max_steps_in_episode
+        episodes = 2 * t.eval_episodes  # greedy and sampled (Trainer.evaluate_both)
+        steps = episodes * env.spec.max_steps_in_episode
         widest = max(max(o for _, o in layers) for layers in shape.dense.values())
         evaluation = steps * (obs_bytes + action_bytes + 6 * _F32 + 3) + \
-            3 * t.eval_episodes * (state_bytes + obs_bytes + widest * _F32)
+            3 * episodes * (state_bytes + obs_bytes + widest * _F32)
     metrics = derived.updates_per_chunk * _METRICS_PER_UPDATE * _F32
 
     host = backend == "cpu"

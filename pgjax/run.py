@@ -4,9 +4,11 @@ A run trains ``S = training.num_seeds`` seeds as one program. Seed ``i`` uses
 ``key_i = jax.random.split(jax.random.key(training.seed), S)[i]`` and
 ``train_key, eval_key = jax.random.split(key_i)`` (as ``benchmarks/learning.py`` does):
 ``init(train_key)``, then ``derived.num_chunks`` calls of one compiled chunk,
-``vmap(lax.scan(update))`` over ``derived.updates_per_chunk`` updates, and finally
-``evaluate(state, eval_key)``. Between chunks, and only there, the host draws progress, appends
-to ``metrics.csv`` and saves a checkpoint (the files are :mod:`pgjax.rundir`'s).
+``vmap(lax.scan(update))`` over ``derived.updates_per_chunk`` updates (chunk ``c`` runs
+``derived.chunk_updates(c)`` of them: when the chunks do not divide the updates evenly, the
+shorter chunks skip the last step), and finally ``evaluate_both(state, eval_key)`` (greedy
+and sampled episodes). Between chunks, and only there, the host draws progress, appends to
+``metrics.csv`` and saves a checkpoint (the files are :mod:`pgjax.rundir`'s).
 
 A checkpoint holds the whole vmapped ``TrainState`` and the host's progress, so ``--resume``
 continues exactly: the same compiled chunk on the same bits, ending with bit-identical
@@ -198,21 +200,40 @@ def metrics_len(metrics: dict[str, np.ndarray]) -> int:
     return next(iter(metrics.values())).shape[1]
 
 
-def check_resume(directory: Path, config: Config) -> None:
-    """Refuses to resume when config.yaml no longer matches the latest checkpoint's config."""
+def check_resume(directory: Path, config: Config, derived) -> None:
+    """Refuses to resume when config.yaml no longer matches the latest checkpoint's config,
+    or when the checkpoint's chunks ran other update counts than ``derived`` splits the run
+    into (one written before uneven chunks, which dropped ``num_updates % num_chunks``
+    updates; its progress has no ``updates``)."""
     checkpoints = Checkpoints(directory / "checkpoints")
     latest = checkpoints.latest()
-    saved = checkpoints.progress(latest)["config"] if latest is not None else None
+    progress = checkpoints.progress(latest) if latest is not None else {}
     checkpoints.close()
+    saved = progress.get("config")
     if saved is not None and saved != config_to_dict(config):
         try:
             diff = ", ".join(config_diff(config_from_dict(saved), config))
         except ConfigError:
             diff = "keys this version of pgjax does not read"
-        if not diff:  # only RUNTIME_KEYS differ (e.g. training.devices)
-            return
-        raise RunError(f"--resume {directory}: config.yaml differs from the config of checkpoint "
-                       f"chunk_{latest} in {diff}; restore the run's config.yaml")
+        if diff:  # else only RUNTIME_KEYS differ (e.g. training.devices)
+            raise RunError(f"--resume {directory}: config.yaml differs from the config of "
+                           f"checkpoint chunk_{latest} in {diff}; restore the run's config.yaml")
+    if latest is None:
+        return
+    expected = derived.updates_after(int(progress["chunk"]))
+    if progress.get("updates", expected if derived.even else None) != expected:
+        raise RunError(
+            f"--resume {directory}: checkpoint chunk_{latest} was written by a pgjax that split "
+            f"the run's updates into chunks differently (this version runs all "
+            f"{derived.num_updates:,}, in {derived.num_chunks} chunks of "
+            f"{chunk_lengths(derived)}); start a new run, or resume with the pgjax that wrote it")
+
+
+def chunk_lengths(derived) -> str:
+    """The chunks' updates, for people: ``"195"``, or ``"195-196"`` when they differ."""
+    shortest = derived.chunk_updates(derived.num_chunks)
+    longest = derived.updates_per_chunk
+    return f"{longest}" if shortest == longest else f"{shortest}-{longest}"
 
 
 # ------------------------------------------------------------------ compiled programs
@@ -222,8 +243,11 @@ class Programs(NamedTuple):
     keys: Any  # [S] seed keys
     abstract: Any  # shapes and dtypes of the vmapped TrainState
     init: Callable | None  # keys -> states
-    chunk: Callable | None  # states -> (states, metrics [S, U], params finite [S])
-    evaluate: Callable | None  # (states, keys) -> returns [S, E]
+    # (states, updates) -> (states, metrics [S, U], params finite [S]): runs the chunk's
+    # `updates` (Derived.chunk_updates) of U = updates_per_chunk steps; metrics[:, updates:]
+    # are zeros, of steps skipped
+    chunk: Callable | None
+    evaluate: Callable | None  # (states, keys) -> EvalReturns, greedy and sampled [S, E]
     compile_s: float  # tracing, lowering and XLA compilation together
     lower_s: float = 0.0  # of which tracing and lowering
 
@@ -319,9 +343,13 @@ def gc_paused():
             gc.enable()
 
 
-def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = True,
+def compile_programs(trainer, seeds: int, *, train: bool = True,
                      pipeline: bool = True) -> Programs:
     """Lowers and compiles init, the chunk and evaluate (evaluate only, without ``train``).
+
+    Evaluate is ``trainer.evaluate_both``: the greedy and the sampled returns from one
+    program, which ``pgjax eval`` compiles too (so it finds the run's in the cache and
+    reproduces the final evaluation, whichever returns it prints).
 
     With ``pipeline``, each program compiles on one of two worker threads as soon as it is
     lowered, so XLA (C++, without the GIL) compiles while Python traces the next program:
@@ -330,11 +358,10 @@ def compile_programs(trainer, seeds: int, *, train: bool = True, greedy: bool = 
     splits ``lower_s`` from XLA's time cleanly (the compilation-cache benchmark).
     """
     with gc_paused():
-        return _compile_programs(trainer, seeds, train=train, greedy=greedy, pipeline=pipeline)
+        return _compile_programs(trainer, seeds, train=train, pipeline=pipeline)
 
 
-def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
-                      pipeline: bool) -> Programs:
+def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Programs:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
@@ -344,17 +371,33 @@ def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
     keys = trainer.sharding.put_seeds(seed_keys(trainer.config, seeds))
     init = _vmapped_init(trainer, seeds)
 
-    def chunk(state):
-        def body(s, _):
-            return trainer.update(s)
+    derived = trainer.derived
 
-        state, metrics = jax.lax.scan(body, state, None, length=trainer.derived.updates_per_chunk)
+    def chunk(state, updates):
+        if derived.even:  # every chunk is updates_per_chunk long: the plain scan (jit drops
+            # the unused `updates`: the program and its numbers are those without it)
+            state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None,
+                                          length=derived.updates_per_chunk)
+        else:
+            # Chunks of updates_per_chunk and one fewer updates share this program: step i
+            # runs an update only if i < updates, an argument that no seed batches, so the
+            # cond stays a branch (not a select of both) under vmap. The skipped step gives
+            # zero metrics, which the host drops. eval_shape traces the update; the cond's
+            # call of the same jitted update reuses that trace (one trace, not two).
+            update = jax.jit(trainer.update)
+            skipped = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
+                                   jax.eval_shape(update, state)[1])
+
+            def body(s, i):
+                return jax.lax.cond(i < updates, update, lambda s: (s, skipped), s)
+
+            state, metrics = jax.lax.scan(body, state, jnp.arange(derived.updates_per_chunk))
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p))
                                     for p in jax.tree.leaves(state.params)]))
         return state, metrics, finite
 
     def evaluate(state, key):
-        return trainer.evaluate(state, jax.random.split(key)[1], greedy=greedy)
+        return trainer.evaluate_both(state, jax.random.split(key)[1])
 
     traced_init = None
     if train and trainer.sharding.num_devices == 1:
@@ -387,8 +430,9 @@ def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
             submit("evaluate", jax.jit(over_seeds(evaluate, seeds), out_shardings=whole),
                    abstract, keys)
         if train:
-            submit("chunk", jax.jit(over_seeds(chunk, seeds), donate_argnums=0,
-                                    out_shardings=(shardings, whole, whole)), abstract)
+            submit("chunk", jax.jit(over_seeds(chunk, seeds, in_axes=(0, None)),
+                                    donate_argnums=0, out_shardings=(shardings, whole, whole)),
+                   abstract, jax.ShapeDtypeStruct((), jnp.int32, sharding=whole))
         lower_s = time.perf_counter() - start
         compiled = {name: get() for name, get in pending.items()}
     finally:
@@ -396,7 +440,14 @@ def _compile_programs(trainer, seeds: int, *, train: bool, greedy: bool,
             pool.shutdown(cancel_futures=True)
     # hparams is an argument of the compiled init (see _vmapped_init); the run's are fixed.
     compiled_init = (lambda k: compiled["init"](k, trainer.hparams)) if train else None
-    return Programs(keys, abstract, compiled_init, compiled.get("chunk"), compiled.get("evaluate"),
+    compiled_chunk = None
+    if train:
+        def compiled_chunk(states, updates: int):
+            # The count, whole on every device (of every process, multi-host), as lowered.
+            count = jax.make_array_from_callback((), whole, lambda _: np.int32(updates))
+            return compiled["chunk"](states, count)
+
+    return Programs(keys, abstract, compiled_init, compiled_chunk, compiled.get("evaluate"),
                     time.perf_counter() - start, lower_s)
 
 
@@ -512,8 +563,12 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     metrics_file = MetricsFile(directory / "metrics.csv")
     if memory_note:
         say(memory_note)
+    if config.training.total_env_steps != derived.env_steps:
+        say(f"training.total_env_steps {config.training.total_env_steps:,} is not a multiple of "
+            f"{derived.steps_per_update:,} env steps per update: running "
+            f"{derived.num_updates:,} updates = {derived.env_steps:,} env steps")
     say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
-        f"{derived.num_chunks} chunks of {derived.updates_per_chunk} updates "
+        f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates "
         f"({derived.steps_per_update:,} env steps each)")
     programs = compile_programs(trainer, seeds)
     say(f"compiled in {programs.compile_s:.1f} s")
@@ -528,19 +583,21 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
         if primary:
             metrics_file.truncate(done)
         say(f"resuming after chunk {done}/{derived.num_chunks} "
-            f"({done * derived.updates_per_chunk * derived.steps_per_update:,} env steps)")
-    steps_of = derived.updates_per_chunk * derived.steps_per_update
-    display = Display(label, derived.env_steps, derived.num_chunks, done * steps_of, elapsed)
+            f"({derived.updates_after(done) * derived.steps_per_update:,} env steps)")
+    display = Display(label, derived.env_steps, derived.num_chunks,
+                      derived.updates_after(done) * derived.steps_per_update, elapsed)
     status, message, session_steps, session_s = "complete", "", 0, 0.0
     stop_after, ran = _stop_after(), 0
     try:
         with StopRequest(display) as stop:
             for chunk in range(done + 1, derived.num_chunks + 1):
                 start = time.perf_counter()
-                new_state, metrics, finite = programs.chunk(state)
+                updates = derived.chunk_updates(chunk)
+                new_state, metrics, finite = programs.chunk(state, updates)
                 metrics, finite = jax.device_get((metrics, finite))
-                first_update = (chunk - 1) * derived.updates_per_chunk
-                update = chunk * derived.updates_per_chunk
+                metrics = {name: values[:, :updates] for name, values in metrics.items()}
+                first_update = derived.updates_after(chunk - 1)
+                update = first_update + updates
                 wall = elapsed + session_s + (time.perf_counter() - start)
                 rows = chunk_rows(metrics, chunk=chunk, update=update,
                                   env_steps=update * derived.steps_per_update, wall_s=wall)
@@ -557,12 +614,13 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
                 returns = np.array([r["episode_return"] for r in rows])
                 mean_return = float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan
                 checkpoints.save(chunk, state, {
-                    "chunk": chunk, "elapsed_s": wall, "config": config_to_dict(config)},
-                    mean_return)
+                    "chunk": chunk, "updates": update, "elapsed_s": wall,
+                    "config": config_to_dict(config)}, mean_return)
                 session_s += time.perf_counter() - start
-                session_steps += steps_of * seeds
+                session_steps += updates * derived.steps_per_update * seeds
                 rate = session_steps / max(session_s, 1e-9)
-                eta = (derived.num_chunks - chunk) * steps_of * seeds / max(rate, 1e-9)
+                eta = ((derived.num_updates - update) * derived.steps_per_update * seeds
+                       / max(rate, 1e-9))
                 display.update(chunk=chunk, steps=update * derived.steps_per_update, rate=rate,
                                mean_return=mean_return, elapsed=wall, eta=eta)
                 done, ran = chunk, ran + 1
@@ -592,6 +650,16 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     return Result(status, code, summary)
 
 
+def per_seed_returns(returns) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's mean greedy and mean sampled return (float64 ``[S]`` each), from what
+    :attr:`Programs.evaluate` returns."""
+    import jax  # noqa: PLC0415
+
+    returns = jax.device_get(returns)
+    return (np.asarray(returns.greedy, np.float64).mean(axis=1),
+            np.asarray(returns.sampled, np.float64).mean(axis=1))
+
+
 def _summarise(directory: Path, trainer, programs: Programs, final_state, *, status: str,
                chunks_done: int, wall_s: float, session: tuple[int, float],
                checkpoints: Checkpoints) -> dict:
@@ -605,7 +673,7 @@ def _summarise(directory: Path, trainer, programs: Programs, final_state, *, sta
     summary: dict[str, Any] = {
         "status": status, "env": config.env.name, "algorithm": config.algorithm.name,
         "seeds": seeds, "chunks_done": chunks_done, "num_chunks": derived.num_chunks,
-        "env_steps_per_seed": chunks_done * derived.updates_per_chunk * derived.steps_per_update,
+        "env_steps_per_seed": derived.updates_after(chunks_done) * derived.steps_per_update,
         "total_env_steps_per_seed": derived.env_steps, "wall_s": round(wall_s, 3),
         "compile_s": round(programs.compile_s, 3),
         "steps_per_s": round(session[0] / session[1], 1) if session[1] > 0 else None,
@@ -627,13 +695,16 @@ def _summarise(directory: Path, trainer, programs: Programs, final_state, *, sta
     lines = [f"{status}: {config.env.name} {config.algorithm.name}, {seeds} seed(s), "
              f"{summary['env_steps_per_seed']:,}/{derived.env_steps:,} env steps per seed"]
     if final_state is not None and programs.evaluate is not None:
-        returns = np.asarray(jax.device_get(programs.evaluate(final_state, programs.keys)),
-                             np.float64).mean(axis=1)
-        summary.update(eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
-                       eval_returns=returns.tolist(),
+        greedy, sampled = per_seed_returns(programs.evaluate(final_state, programs.keys))
+        summary.update(eval_return_mean=float(greedy.mean()), eval_return_std=float(greedy.std()),
+                       eval_returns=greedy.tolist(),
+                       eval_sampled_return_mean=float(sampled.mean()),
+                       eval_sampled_return_std=float(sampled.std()),
+                       eval_sampled_returns=sampled.tolist(),
                        eval_episodes=config.training.eval_episodes)
-        lines.append(f"final greedy evaluation: {returns.mean():.1f} ± {returns.std():.1f} over "
-                     f"{seeds} seed(s) ({config.training.eval_episodes} episodes each)")
+        lines.append(f"final evaluation: greedy {greedy.mean():.1f} ± {greedy.std():.1f}, "
+                     f"sampled {sampled.mean():.1f} ± {sampled.std():.1f} over {seeds} seed(s) "
+                     f"({config.training.eval_episodes} episodes each)")
     rate = summary["steps_per_s"]
     lines.append(f"wall time {wall_s:.1f} s, compile {programs.compile_s:.1f} s"
                  + (f", {rate:,.0f} env steps/s (all seeds)" if rate else ""))

@@ -14,7 +14,8 @@ algorithm              rollout                     advantage
 
 :func:`make_train` does the Python-side work (environment, networks, sizes) and
 returns pure functions: ``init(key, hparams=None)``, ``update(state)``,
-``train(key, hparams=None)`` and ``evaluate(state, key)``. Float
+``train(key, hparams=None)``, ``evaluate(state, key)`` and
+``evaluate_both(state, key)``. Float
 hyperparameters live in the state as traced arrays (:class:`HParams`), so
 ``jax.vmap(train)(keys, hparams)`` sweeps them in one program; shape-setting
 options (num_envs, n_steps, network sizes, epochs, minibatches) are static.
@@ -84,6 +85,18 @@ class TrainState(NamedTuple):
     hparams: HParams
 
 
+class EvalReturns(NamedTuple):
+    """The returns of one evaluation of both policies (leaves ``[E]``, or ``[S, E]`` vmapped).
+
+    Attributes:
+      greedy: of the greedy policy (each step takes the distribution's mode).
+      sampled: of the stochastic policy that trained (each step samples its action).
+    """
+
+    greedy: Array
+    sampled: Array
+
+
 class Trainer(NamedTuple):
     """What :func:`make_train` returns: pure functions plus what they close over."""
 
@@ -99,6 +112,8 @@ class Trainer(NamedTuple):
     sharding: Sharding
     # The update after its rollout: (state, traj, mask, key) -> (params, opt_state, metrics).
     learn: Callable[..., tuple[Any, Any, Metrics]]
+    # (state, key) -> EvalReturns: greedy and sampled episodes in one rollout.
+    evaluate_both: Callable[..., EvalReturns]
 
 
 class _Batch(NamedTuple):
@@ -195,6 +210,22 @@ class _Greedy(NamedTuple):
         return self.dist.log_prob(action)
 
 
+class _GreedyWhere(NamedTuple):
+    """A batch of distributions that take their mode where ``greedy`` (``[N]`` bool) and
+    sample elsewhere: greedy and sampled episodes in one rollout."""
+
+    dist: Any
+    greedy: Array
+
+    def sample(self, key):
+        mode, sampled = self.dist.mode(), self.dist.sample(key)
+        greedy = self.greedy.reshape(self.greedy.shape + (1,) * (mode.ndim - self.greedy.ndim))
+        return jnp.where(greedy, mode, sampled)
+
+    def log_prob(self, action):
+        return self.dist.log_prob(action)
+
+
 def make_train(config: Config, *, env: Env | None = None) -> Trainer:
     """Builds the pure functions that train ``config``.
 
@@ -215,7 +246,10 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         ``lax.scan`` of ``derived.num_updates`` updates; metrics ``[U]``;
       * ``evaluate(state, key, greedy=True) -> returns[E]``: the undiscounted
         returns of ``training.eval_episodes`` fresh episodes (greedy: the
-        policy's mode; else sampled).
+        policy's mode; else sampled);
+      * ``evaluate_both(state, key) -> EvalReturns``: ``E`` greedy and ``E``
+        sampled episodes as one rollout of ``2E`` envs (one compiled rollout
+        for both; the two halves start from different resets).
 
       All are jittable and vmappable (over keys, hyperparameters or states).
 
@@ -268,24 +302,28 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
     slices = loss_slices(config, num_devices=sharding.num_devices,
                          platform=sharding.mesh.devices.flat[0].platform)
 
-    def policy_only(greedy: bool):
-        # Evaluation needs no critic: a zero value keeps the rollout's interface.
+    eval_envs = max(config.training.eval_episodes, 1)
+
+    def policy_only(mode: str):
+        # Evaluation needs no critic: a zero value keeps the rollout's interface. "both": the
+        # first eval_envs envs act greedily, the next eval_envs sample.
         def apply(params, obs):
             dist = networks.actor(params, obs)
             value = jnp.zeros(obs.shape[: obs.ndim - len(env.spec.obs_shape)])
-            return (_Greedy(dist) if greedy else dist), value
+            if mode == "both":
+                return _GreedyWhere(dist, jnp.arange(2 * eval_envs) < eval_envs), value
+            return (_Greedy(dist) if mode == "greedy" else dist), value
 
         return apply
 
-    eval_envs = max(config.training.eval_episodes, 1)
-    eval_shard = sharding.envs if eval_envs % sharding.num_devices == 0 else None
-    eval_rollouts = {
-        greedy: make_episodic_rollout(
-            env, policy_only(greedy), num_envs=eval_envs, normalize_obs=normalize_obs,
-            shard=eval_shard,
+    def eval_rollout(mode: str):
+        envs = 2 * eval_envs if mode == "both" else eval_envs
+        return make_episodic_rollout(
+            env, policy_only(mode), num_envs=envs, normalize_obs=normalize_obs,
+            shard=sharding.envs if envs % sharding.num_devices == 0 else None,
         )
-        for greedy in (True, False)
-    }
+
+    eval_rollouts = {mode: eval_rollout(mode) for mode in ("greedy", "sampled", "both")}
     default = default_hparams(config)
 
     def lr_of(group: str, hp: HParams) -> Array:
@@ -477,7 +515,8 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         obs_stats = state.obs_stats if episodic else state.rollout.obs_stats
 
         def returns(greedy: bool) -> Array:
-            traj, _, _, _ = eval_rollouts[greedy](state.params, key, obs_stats)
+            rollout = eval_rollouts["greedy" if greedy else "sampled"]
+            traj, _, _, _ = rollout(state.params, key, obs_stats)
             return jnp.sum(traj.reward, axis=0)
 
         if isinstance(greedy, bool):
@@ -485,5 +524,15 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         # A traced flag (e.g. evaluate passed to jit as an argument): pick at run time.
         return jax.lax.cond(greedy, lambda: returns(True), lambda: returns(False))
 
+    def evaluate_both(state: TrainState, key: Array) -> EvalReturns:
+        # One rollout of 2E envs, not two of E: one compiled rollout (half the compile time of
+        # two); both halves end within one episode cap, and the idle steps are skipped. With
+        # JAX's default partitionable threefry, split(key, 2E)[:E] == split(key, E): the
+        # greedy half plays the episodes of evaluate(state, key, greedy=True).
+        obs_stats = state.obs_stats if episodic else state.rollout.obs_stats
+        traj, _, _, _ = eval_rollouts["both"](state.params, key, obs_stats)
+        returns = jnp.sum(traj.reward, axis=0)
+        return EvalReturns(greedy=returns[:eval_envs], sampled=returns[eval_envs:])
+
     return Trainer(init, update, train, evaluate, config, derived, env, networks, default, sharding,
-                   learn)
+                   learn, evaluate_both)

@@ -160,6 +160,32 @@ def test_bad_input_exits_2_with_one_line(cwd, capsys, argv, message):
     assert _files(cwd) == before
 
 
+def test_resume_refuses_a_checkpoint_that_dropped_updates(cwd, capsys):
+    """A checkpoint from before uneven chunks (no "updates" in its progress): the default
+    config's 3,906 updates ran as 20 chunks of 195, where they now run as 196 and 195."""
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from pgjax.config import config_to_dict, load_config  # noqa: PLC0415
+
+    config = load_config(cwd / "run" / "config.yaml")
+    trainer = run.build_trainer(config)
+    assert not trainer.derived.even
+    state = jax.tree.map(lambda a: jax.random.wrap_key_data(np.zeros(
+        jax.eval_shape(jax.random.key_data, a).shape, np.uint32)) if rundir._is_key(a)
+        else np.zeros(a.shape, a.dtype), run.abstract_state(trainer, 1))
+    checkpoints = rundir.Checkpoints(cwd / "run" / "checkpoints")
+    checkpoints.save(1, state, {"chunk": 1, "elapsed_s": 0.0, "config": config_to_dict(config)},
+                     0.0)
+    checkpoints.close()
+    before = _files(cwd)
+    assert cli.main(["--no-cache", "train", "--resume", "run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint chunk_1 was written by a pgjax that split" in err
+    assert "all 3,906, in 20 chunks of 195-196" in err, err
+    assert _files(cwd) == before
+
+
 def test_render_without_pygame_says_so(cwd, capsys, monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec",
                         lambda name, *a: None if name == "pygame" else importlib.machinery

@@ -2,6 +2,7 @@
 
 import gc
 
+import chex
 import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede gymnax)
 import jax
 import jax.numpy as jnp
@@ -81,7 +82,7 @@ def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
     trainer = _trainer(f"algorithm.name={algorithm}", *extra)
     programs = run.compile_programs(trainer, 1)
     state = programs.init(programs.keys)
-    got, metrics, finite = programs.chunk(state)
+    got, metrics, finite = programs.chunk(state, trainer.derived.updates_per_chunk)
     assert bool(np.all(finite))
 
     def chunk(s):
@@ -96,7 +97,7 @@ def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(metrics["loss"], want_metrics["loss"], rtol=1e-4, atol=1e-6)
     returns = programs.evaluate(got, programs.keys)
-    assert returns.shape == (1, 4)
+    assert returns.greedy.shape == returns.sampled.shape == (1, 4)
 
 
 def test_pipelined_and_sequential_compiles_agree():
@@ -104,7 +105,32 @@ def test_pipelined_and_sequential_compiles_agree():
     piped = run.compile_programs(trainer, 2)
     serial = run.compile_programs(trainer, 2, pipeline=False)
     assert 0 < serial.lower_s < serial.compile_s and 0 < piped.lower_s < piped.compile_s
-    a = piped.chunk(piped.init(piped.keys))[0]
-    b = serial.chunk(serial.init(serial.keys))[0]
+    a = piped.chunk(piped.init(piped.keys), 8)[0]
+    b = serial.chunk(serial.init(serial.keys), 8)[0]
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_array_equal(x, y)
+
+
+def test_uneven_chunks_run_every_update_with_one_trace():
+    """34 updates in 4 chunks (9, 9, 8, 8): one compiled chunk, the update traced once, and
+    the run ends where one lax.scan of all 34 updates (trainer.train) ends."""
+    trainer = _trainer("training.total_env_steps=1100")  # 1100 // 32 = 34 updates
+    d = trainer.derived
+    assert (d.num_updates, d.updates_per_chunk, d.even) == (34, 9, False)
+    chex.clear_trace_counter()
+    traced = trainer._replace(update=chex.assert_max_traces(trainer.update, n=1))
+    programs = run.compile_programs(traced, 2)
+    state = programs.init(programs.keys)
+    for c in range(1, d.num_chunks + 1):
+        state, metrics, finite = programs.chunk(state, d.chunk_updates(c))
+        assert bool(np.all(finite)) and metrics["loss"].shape == (2, 9)
+        assert np.all(metrics["entropy"][:, :d.chunk_updates(c)] > 0)
+        assert np.all(np.asarray(metrics["entropy"][:, d.chunk_updates(c):]) == 0)
+    assert np.asarray(state.update).tolist() == [34, 34]
+
+    def train(key):
+        return trainer.train(jax.random.split(key)[0])[0]
+
+    want = jax.jit(jax.vmap(train))(run.seed_keys(trainer.config, 2))
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(want.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -352,10 +352,12 @@ def test_derive_a2c_defaults():
     config = Config()
     d = derive(config)
     assert isinstance(d, Derived) and config == Config()
-    # 500_000 // (16 * 8) = 3906 updates = 20 chunks of 195, and 6 dropped.
+    # 500_000 // (16 * 8) = 3906 updates, all run: 6 chunks of 196, then 14 of 195.
     assert d == Derived(rollout_length=8, steps_per_update=128, batch_size=128,
-                        minibatch_size=128, num_updates=3900, num_chunks=20,
-                        updates_per_chunk=195, env_steps=3900 * 128)
+                        minibatch_size=128, num_updates=3906, num_chunks=20,
+                        updates_per_chunk=196, env_steps=3906 * 128)
+    assert not d.even
+    assert [d.chunk_updates(c) for c in range(1, 21)] == [196] * 6 + [195] * 14
 
 
 def test_derive_ppo_exact_split():
@@ -365,7 +367,23 @@ def test_derive_ppo_exact_split():
     d = derive(config)
     assert (d.batch_size, d.minibatch_size) == (512, 128)
     assert (d.num_updates, d.num_chunks, d.updates_per_chunk) == (100, 10, 10)
+    assert d.even and {d.chunk_updates(c) for c in range(1, 11)} == {10}
     assert d.env_steps == config.training.total_env_steps
+
+
+@pytest.mark.parametrize("updates,chunks", [(61, 40), (3906, 20), (7, 3), (100, 10), (5, 5)])
+def test_derive_runs_every_update_in_uneven_chunks(updates, chunks):
+    d = derive(replace_sections(training={"total_env_steps": 128 * updates + 100,
+                                          "num_chunks": chunks}))
+    assert (d.num_updates, d.num_chunks, d.env_steps) == (updates, chunks, updates * 128)
+    sizes = [d.chunk_updates(c) for c in range(1, chunks + 1)]
+    assert sum(sizes) == updates and max(sizes) == d.updates_per_chunk
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+    assert [d.updates_after(c) for c in range(chunks + 1)] == [
+        sum(sizes[:c]) for c in range(chunks + 1)]
+    assert d.even == (len(set(sizes)) == 1)
+    with pytest.raises(ValueError, match="chunks="):
+        d.updates_after(chunks + 1)
 
 
 def test_derive_caps_chunks_at_the_number_of_updates():

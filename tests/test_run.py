@@ -3,7 +3,12 @@
 Every run here shares one compilation-cache directory and one set of compiled programs: the
 tiny config's chunk program depends on updates_per_chunk (31), not on num_chunks, and the
 float hyperparameters (learning rates, gamma) are arguments, not constants. So only the first
-run compiles (the cache test checks that), and the rest start in a few seconds.
+run compiles (the cache test checks that), and the rest start in a few seconds; the uneven
+runs (125 updates in chunks of 32 and 31) share a second chunk program.
+
+Subprocesses run `python -m pgjax.cli` in a temporary directory, so they import the installed
+pgjax: to test another checkout (a git worktree beside an editable install), set PYTHONPATH
+to it.
 """
 
 import csv
@@ -27,6 +32,9 @@ TINY = ["--set", "training.num_envs=4", "--set", "training.eval_episodes=4",
 # 31 updates of 4 envs x 8 steps per chunk, as in TINY, but 8 chunks.
 EIGHT_CHUNKS = [*TINY[:4], "--set", "training.total_env_steps=7936",
                 "--set", "training.num_chunks=8", "--seeds", "2"]
+# 4,005 env steps = 125 updates of 32 (5 steps left over), in chunks of 32, 31, 31 and 31.
+UNEVEN = [*TINY[:4], "--set", "training.total_env_steps=4005",
+          "--set", "training.num_chunks=4", "--seeds", "2"]
 
 
 def _env(**extra):
@@ -47,6 +55,17 @@ def rows(path):
 
 def without_wall(table):
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in table]
+
+
+def assert_same_final_state(directory, ref_dir):
+    """The latest checkpoints of two runs hold bit-identical states (keys as key data)."""
+    (step, state, _), (ref_step, ref_state, _) = restore_latest(directory), restore_latest(ref_dir)
+    assert step == ref_step
+    leaves = jax.tree.leaves(jax.tree.map(
+        lambda x: jax.random.key_data(x) if rundir._is_key(x) else x, (state, ref_state)))
+    half = len(leaves) // 2
+    for a, b in zip(leaves[:half], leaves[half:]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def restore_latest(directory):
@@ -94,17 +113,33 @@ def test_train_writes_the_run_directory(reference):
     assert summary["latest_checkpoint"] == 4
     config = load_config(directory / "config.yaml")
     assert config.training.num_envs == 4 and config.training.num_seeds == 2
-    assert "chunk 4/4" in out.stdout and "final greedy evaluation" in out.stdout
-    assert f"{summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}" in out.stdout
+    assert len(summary["eval_sampled_returns"]) == 2
+    assert summary["eval_sampled_return_mean"] == pytest.approx(
+        np.mean(summary["eval_sampled_returns"]))
+    assert "chunk 4/4" in out.stdout
+    assert (f"final evaluation: greedy {summary['eval_return_mean']:.1f} ± "
+            f"{summary['eval_return_std']:.1f}, sampled {summary['eval_sampled_return_mean']:.1f}"
+            f" ± {summary['eval_sampled_return_std']:.1f} over 2 seed(s) (4 episodes each)"
+            ) in out.stdout
 
 
 def test_eval_reproduces_the_final_evaluation(reference, cache, work):
     directory, _ = reference
     summary = json.loads((directory / "summary.json").read_text())
+    greedy = (f"greedy return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}"
+              " over 2 seed(s), 4 episodes each")
+    sampled = (f"sampled return {summary['eval_sampled_return_mean']:.1f} ± "
+               f"{summary['eval_sampled_return_std']:.1f} over 2 seed(s), 4 episodes each")
     out = pgjax_run(cache, work, "eval", "ref")
     assert out.returncode == 0, out.stderr[-3000:]
-    mean, std = summary["eval_return_mean"], summary["eval_return_std"]
-    assert f"greedy return {mean:.1f} ± {std:.1f} over 2 seed(s), 4 episodes each" in out.stdout
+    assert "chunk 4/4 (3,968 env steps per seed)" in out.stdout
+    assert greedy in out.stdout and sampled in out.stdout
+    per_seed = " ".join(f"{r:.1f}" for r in summary["eval_sampled_returns"])
+    assert f"sampled per seed: {per_seed}" in out.stdout
+    for flag, shown, hidden in (("--greedy", greedy, "sampled"), ("--sample", sampled, "greedy")):
+        out = pgjax_run(cache, work, "eval", "ref", flag)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert shown in out.stdout and f"{hidden} return" not in out.stdout
 
 
 def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
@@ -132,14 +167,52 @@ def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
     assert "resuming after chunk 2/4" in out.stdout
     assert without_wall(rows(directory / "metrics.csv")) == without_wall(
         rows(ref_dir / "metrics.csv"))
+    assert restore_latest(directory)[2]["chunk"] == 4
+    assert_same_final_state(directory, ref_dir)
+    summary = json.loads((directory / "summary.json").read_text())
+    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["eval_returns"] == ref_summary["eval_returns"]
+
+
+@pytest.fixture(scope="module")
+def uneven(cache, work):
+    """An uninterrupted run whose 4 chunks do not divide its 125 updates."""
+    out = pgjax_run(cache, work, "train", *UNEVEN, "--out", "uneven")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work / "uneven", out
+
+
+def test_uneven_chunks_run_every_update(uneven):
+    directory, out = uneven
+    assert ("training.total_env_steps 4,005 is not a multiple of 32 env steps per update: "
+            "running 125 updates = 4,000 env steps") in out.stdout
+    assert "2 seed(s) x 4 chunks of 31-32 updates (32 env steps each)" in out.stdout
+    table = rows(directory / "metrics.csv")
+    assert [int(r["update"]) for r in table[::2]] == [32, 63, 94, 125]
+    assert [int(r["env_steps"]) for r in table[::2]] == [1024, 2016, 3008, 4000]
+    # The short chunks' skipped step is not in their means: no zero losses or entropies.
+    assert all(float(r["entropy"]) > 0.1 for r in table)
+    assert "4,000/4,000 env steps" in out.stdout
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["env_steps_per_seed"] == summary["total_env_steps_per_seed"] == 4000
     step, state, progress = restore_latest(directory)
-    ref_step, ref_state, _ = restore_latest(ref_dir)
-    assert step == ref_step == progress["chunk"] == 4
-    leaves = jax.tree.leaves(jax.tree.map(
-        lambda x: jax.random.key_data(x) if rundir._is_key(x) else x, (state, ref_state)))
-    half = len(leaves) // 2
-    for a, b in zip(leaves[:half], leaves[half:]):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert step == 4 and progress["updates"] == 125
+    assert np.asarray(state.update).tolist() == [125, 125]
+
+
+def test_uneven_interrupt_and_resume_is_bit_identical(uneven, cache, work):
+    ref_dir, _ = uneven
+    out = pgjax_run(cache, work, "train", *UNEVEN, "--out", "uneven-cut",
+                    env=_env(PGJAX_STOP_AFTER_CHUNKS="1"))
+    assert out.returncode == 130, out.stdout[-3000:] + out.stderr[-3000:]
+    directory = work / "uneven-cut"
+    assert json.loads((directory / "summary.json").read_text())["env_steps_per_seed"] == 1024
+    out = pgjax_run(cache, work, "train", "--resume", "uneven-cut")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "resuming after chunk 1/4 (1,024 env steps)" in out.stdout
+    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
+        rows(ref_dir / "metrics.csv"))
+    assert_same_final_state(directory, ref_dir)
     summary = json.loads((directory / "summary.json").read_text())
     ref_summary = json.loads((ref_dir / "summary.json").read_text())
     assert summary["eval_returns"] == ref_summary["eval_returns"]
@@ -183,6 +256,8 @@ def test_compare_draws_every_variant(reference, cache, work):
     assert [r["variant"] for r in table] == ["gamma99", "gamma90"]
     assert [r["seeds"] for r in table] == ["2", "2"]
     assert len(json.loads((directory / "compare.json").read_text())) == 2
+    assert all(r["eval_sampled_return_mean"] for r in table)
+    assert "sampled eval return" in out.stdout
     for name in ("gamma99", "gamma90"):
         assert (directory / name / "metrics.csv").exists()
         assert name in out.stdout

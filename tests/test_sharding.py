@@ -114,8 +114,10 @@ def test_bad_devices_exit_2_with_one_line(tmp_path, args, message):
     assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
+# 81 updates of 512 env steps in 4 chunks (21, 20, 20, 20): the uneven chunk program, whose
+# chunk length is an argument (replicated to every device of every process).
 COMMON = ["configs/cartpole_a2c.yaml", "--set", "training.num_envs=64",
-          "--set", "training.total_env_steps=40960", "--set", "training.num_chunks=4",
+          "--set", "training.total_env_steps=41472", "--set", "training.num_chunks=4",
           "--seeds", "2"]
 
 
@@ -182,10 +184,13 @@ def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path, four_d
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (stdout, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr[-3000:]
-    assert "final greedy evaluation" in outputs[0][0]
-    assert "final greedy evaluation" not in outputs[1][0]  # process 1 prints nothing of its own
+    assert "final evaluation: greedy" in outputs[0][0]
+    assert "final evaluation: greedy" not in outputs[1][0]  # process 1 prints nothing of its own
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval_returns"] == pytest.approx(four_device_run["eval_returns"], rel=1e-3)
+    assert summary["eval_sampled_returns"] == pytest.approx(
+        four_device_run["eval_sampled_returns"], rel=1e-3)
+    assert summary["env_steps_per_seed"] == 41472
 
 
 # ---------------------------------------------------------------- one device, in process

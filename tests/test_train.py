@@ -255,3 +255,34 @@ def test_grad_slice_samples_is_validated():
         apply_overrides(Config(), ["training.grad_slice_samples=-1"])
     with pytest.raises(ConfigError, match="expected an int >= 0 or 'auto'"):
         apply_overrides(Config(), ["training.grad_slice_samples=some"])
+
+
+def test_greedy_where_takes_the_mode_where_greedy_and_samples_elsewhere():
+    from pgjax.distributions import Categorical, DiagGaussian
+    from pgjax.train import _GreedyWhere
+
+    key = jax.random.key(0)
+    greedy = jnp.array([True, False, True, False])
+    logits = jax.random.normal(jax.random.key(1), (4, 3))
+    for dist in (Categorical(logits), DiagGaussian(logits, jnp.zeros((4, 3)))):
+        got = _GreedyWhere(dist, greedy).sample(key)
+        mode, sampled = dist.mode(), dist.sample(key)
+        assert got.shape == mode.shape
+        np.testing.assert_array_equal(got[::2], mode[::2])
+        np.testing.assert_array_equal(got[1::2], sampled[1::2])
+        assert not np.array_equal(got[1::2], mode[1::2])
+
+
+def test_evaluate_both_runs_greedy_and_sampled_episodes():
+    # A uniform policy (zero policy head): greedy always pushes left (action 0, the first of
+    # equal logits) and falls within a few steps; sampled, it lasts ~22 steps on average.
+    trainer = make_train(_config("network.policy_init_scale=0.0", "training.eval_episodes=32"))
+    state = trainer.init(jax.random.key(0))
+    returns = jax.jit(trainer.evaluate_both)(state, jax.random.key(1))
+    assert returns.greedy.shape == returns.sampled.shape == (32,)
+    assert float(returns.greedy.max()) <= 12
+    assert float(returns.sampled.mean()) > 15 > float(returns.greedy.mean())
+    if jax.config.jax_threefry_partitionable:  # JAX's default: split(k, 2E)[:E] == split(k, E)
+        # so the greedy half resets (and steps) as evaluate's greedy episodes with that key.
+        greedy_only = jax.jit(trainer.evaluate)(state, jax.random.key(1))
+        np.testing.assert_array_equal(returns.greedy, greedy_only)
