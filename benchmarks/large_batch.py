@@ -244,11 +244,12 @@ def plot(results: list[dict], path: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def write_results(record: list[dict], machine: dict, command: str) -> None:
+def write_results(record: list[dict], machine: dict) -> None:
+    commands = sorted({f"`{r['command']}` ({r['date']})" for r in record if "command" in r})
     text = (
         "## Large batches: env steps and updates to target against N\n\n"
-        f"`{command}` ({machine['date'][:16]}, {machine['cpu']}, {machine['cores']} cores, "
-        f"JAX {machine['jax']}, backend {machine['backend']}). Each preset with only "
+        f"{machine['cpu']}, {machine['cores']} cores, JAX {machine['jax']}, backend "
+        f"{machine['backend']}; rows from " + "; ".join(commands) + ". Each preset with only "
         "`training.num_envs` changed (pgjax's batch rule, `pgjax.scaling`, derives the rest; "
         "the changes are in `benchmarks/large_batch_results.json`), its own env-step budget, "
         "seeds vmapped; a seed reaches the target at the first greedy evaluation (mean over "
@@ -321,13 +322,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.argv[1:] if argv is None else argv)
         record = {(r["case"], r["num_envs"]): r for r in
                   (json.loads(RECORD.read_text())["results"] if RECORD.exists() else [])}
-        record.update({(r["case"], r["num_envs"]): r for r in results})
+        record.update({(r["case"], r["num_envs"]): {**r, "command": command.strip(),
+                                                    "date": machine["date"][:16]}
+                       for r in results})
         rows = sorted(record.values(), key=lambda r: ([c.name for c in CASES].index(r["case"]),
                                                       r["num_envs"]))
-        RECORD.write_text(json.dumps({"machine": machine, "command": command.strip(),
-                                      "results": rows}, indent=1) + "\n")
+        RECORD.write_text(json.dumps({"machine": machine, "results": rows}, indent=1) + "\n")
         plot(rows, PLOT)
-        write_results(rows, machine, command.strip())
+        write_results(rows, machine)
     return 0
 
 
