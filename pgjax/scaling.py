@@ -12,11 +12,10 @@ the wall time to a result is about the number of **sequential updates** to reach
 rule aims at few updates and few env steps. For ``k > 1`` and the n-step algorithms (a2c,
 ppo), each key below is re-derived from the preset's value unless it is set explicitly:
 
-* ``env.normalize_obs``: on. Measured, not derived: with raw observations CartPole ppo at
-  N=4096 and a2c at N=1024 reached 490 in 0 of 4 seeds within the presets' budgets, with
-  running statistics (of ``N * T`` observations per update) in 4 of 4. At the presets' own
-  small N the preset decides (CartPole a2c at N=16 is better without: 500 against 478 over 8
-  seeds).
+* PPO, ``env.normalize_obs``: on. Measured, not derived: with raw observations CartPole ppo
+  at N=4096 reached 490 in 0 of 4 seeds within the preset's budget, with running statistics
+  in 4 of 4. Not for a2c, where it depends on the env (measured at N=1024: CartPole a2c 0/4
+  without, 4/4 with; Acrobot a2c 4/4 without, 0/4 with), so the preset decides.
 * ``algorithm.n_steps``: ``T = T0 / k`` rounded down to a power of two, but at least
   :data:`MIN_STEPS` (and at most ``T0``): more environments, shorter rollouts, so a budget
   buys more updates. A preset with ``T0 <= MIN_STEPS`` keeps its ``T0``.
@@ -136,7 +135,8 @@ def scale_to_num_envs(config: Config, num_envs: int, *,
     on = explicit.get("training.scale_with_num_envs", t.scale_with_num_envs)
     shared = explicit.get("network.shared_trunk", config.network.shared_trunk)
     if k > 1 and on and explicit.get("algorithm.name", a.name) not in EPISODIC_ALGORITHMS:
-        put("env.normalize_obs", True, "running statistics of N x T observations per update")
+        if a.name == "ppo":
+            put("env.normalize_obs", True, "running statistics of N x T observations per update")
         steps = explicit.get("algorithm.n_steps", a.n_steps)
         if "algorithm.n_steps" not in explicit and a.n_steps > MIN_STEPS:
             steps = max(MIN_STEPS, min(a.n_steps, _pow2_floor(a.n_steps / k)))

@@ -44,9 +44,10 @@ def test_ppo_rule_by_hand():
 
 def test_a2c_rule_by_hand():
     # a2c preset: T0 = 8 = MIN_STEPS stays; B / B0 = 64, so the critic's lr x 8 and the
-    # actor's x min(8, MAX_LR_FACTOR), annealed.
+    # actor's x min(8, MAX_LR_FACTOR), annealed; observation normalisation stays the preset's.
     base = apply_overrides(Config(), ["optimizer.actor_lr=3e-4", "optimizer.critic_lr=1e-3"])
     c = scale_to_num_envs(base, 1024).config
+    assert not c.env.normalize_obs
     assert c.algorithm.n_steps == 8
     assert c.optimizer.actor_lr == pytest.approx(3e-4 * MAX_LR_FACTOR)
     assert c.optimizer.critic_lr == pytest.approx(8e-3)
