@@ -109,6 +109,7 @@ _LAZY = {
     "init_obs_stats": "pgjax.envs",
     "update_obs_stats": "pgjax.envs",
     "normalize_obs": "pgjax.envs",
+    "uses_obs_normalization": "pgjax.envs",
     "EpisodeStats": "pgjax.rollout",
     "RolloutState": "pgjax.rollout",
     "make_rollout": "pgjax.rollout",

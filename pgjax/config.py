@@ -78,7 +78,7 @@ class EnvConfig:
 
     name: str = "CartPole-v1"  # gymnax registry id
     params: EnvParams = ()  # overrides of gymnax env params; a dict is stored as sorted pairs
-    normalize_obs: bool = False  # standardise observations with running mean and variance
+    normalize_obs: bool = False  # standardise observations (running mean, var); never state indices
 
     def __post_init__(self):
         if isinstance(self.params, Mapping):  # keeps the dataclass hashable and immutable

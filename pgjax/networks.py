@@ -8,6 +8,10 @@ Conventions:
   * Observations have shape ``[..., *spec.obs_shape]`` with any number of
     leading batch axes (``[]``, ``[N]``, time-major ``[T, N]``); every output
     has those same leading axes ``[...]``.
+  * Discrete observations (``spec.obs_num_values = n``, e.g. FrozenLake's
+    state index, ``obs_shape == ()``) are integers that the networks one-hot
+    encode to ``n`` float32 inputs per element before the MLP; fed as a raw
+    float, index 7 would look "between" 6 and 8 to the first layer.
   * A :class:`~pgjax.types.DiscreteSpace` gives a
     :class:`~pgjax.distributions.Categorical` policy; a 1-D
     :class:`~pgjax.types.BoxSpace` gives a
@@ -122,7 +126,10 @@ class _Net(nn.Module):
     def __call__(self, obs: Array) -> tuple[Distribution | None, Array | None]:
         batch_shape = obs.shape[: obs.ndim - len(self.spec.obs_shape)]
         hidden_init = orthogonal(self.hidden_init_scale)
-        x = obs.astype(jnp.float32)
+        if self.spec.obs_num_values is None:
+            x = obs.astype(jnp.float32)
+        else:  # [..., *obs_shape, n], flattened below
+            x = jax.nn.one_hot(obs, self.spec.obs_num_values, dtype=jnp.float32)
         for i, channels in enumerate(self.cnn_channels):
             conv = nn.Conv(
                 channels,
@@ -164,6 +171,14 @@ def _batch_shape(spec: EnvSpec, obs: Array) -> tuple[int, ...]:
             f"obs shape {obs.shape} does not end in {spec.name}'s "
             f"obs_shape {spec.obs_shape}"
         )
+    # A float here would be a normalised (or otherwise transformed) index, whose
+    # one-hot is silently all zeros: refuse it.
+    if spec.obs_num_values is not None and not jnp.issubdtype(obs.dtype, jnp.integer):
+        raise ValueError(
+            f"{spec.name} has discrete observations (state indices 0..{spec.obs_num_values - 1}, "
+            f"one-hot encoded); got {obs.dtype} observations, which must be integers "
+            "(observation normalisation does not apply to them)"
+        )
     return obs.shape[: obs.ndim - k]
 
 
@@ -187,7 +202,8 @@ def make_networks(
     ``obs -> hidden... -> value head``; ``shared_trunk=True`` is one MLP with
     both heads. Image observations (e.g. MinAtar's ``[10, 10, C]``) are
     flattened, or with ``cnn=True`` first pass through 3x3 ``VALID``
-    convolutions with ``cnn_channels`` output channels each.
+    convolutions with ``cnn_channels`` output channels each. Discrete
+    observations (``spec.obs_num_values``) are one-hot encoded first.
 
     For a :class:`~pgjax.types.BoxSpace` the policy is a
     :class:`~pgjax.distributions.DiagGaussian` with a state-independent
@@ -262,7 +278,7 @@ def make_networks(
         policy_init_scale=policy_init_scale,
         value_init_scale=value_init_scale,
     )
-    dummy_obs = jnp.zeros(spec.obs_shape, jnp.float32)
+    dummy_obs = jnp.zeros(spec.obs_shape, jnp.int32 if spec.discrete_obs else jnp.float32)
 
     if shared_trunk:
         shared = net(policy_head=True, value_head=True)

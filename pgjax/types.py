@@ -42,16 +42,28 @@ class EnvSpec(NamedTuple):
       obs_shape: shape of one observation, e.g. ``(4,)`` or ``(10, 10, 4)``.
       action_space: a :class:`DiscreteSpace` or a :class:`BoxSpace`.
       max_steps_in_episode: the environment's time limit.
+      obs_num_values: for a discrete observation space (gymnax ``Discrete(n)``,
+        e.g. FrozenLake's state index), its number of values ``n``: each
+        observation element is an integer in ``0 .. n - 1``, which networks
+        one-hot encode and observation normalisation leaves alone. ``None``
+        (the default) for real-valued (``Box``) observations.
     """
 
     name: str
     obs_shape: tuple[int, ...]
     action_space: DiscreteSpace | BoxSpace
     max_steps_in_episode: int
+    obs_num_values: int | None = None
 
     @property
     def discrete(self) -> bool:
+        """Whether the *action* space is discrete."""
         return isinstance(self.action_space, DiscreteSpace)
+
+    @property
+    def discrete_obs(self) -> bool:
+        """Whether observations are state indices (``obs_num_values`` is set)."""
+        return self.obs_num_values is not None
 
 
 class Transition(NamedTuple):

@@ -14,6 +14,7 @@ from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
 CARTPOLE = EnvSpec("CartPole-v1", (4,), DiscreteSpace(2), 500)
 PENDULUM = EnvSpec("Pendulum-v1", (3,), BoxSpace((1,), -2.0, 2.0), 200)
 MINATAR = EnvSpec("Breakout-MinAtar", (10, 10, 4), DiscreteSpace(3), 1000)
+FROZEN_LAKE = EnvSpec("FrozenLake-misc", (), DiscreteSpace(4), 100, obs_num_values=16)
 SPECS = {"cartpole": CARTPOLE, "pendulum": PENDULUM, "minatar": MINATAR}
 LEADING_DIMS = [(), (7,), (5, 3)]
 LAYOUTS = {
@@ -235,6 +236,30 @@ def test_minatar_mlp_flattens_and_accepts_bool_obs():
     obs = _obs(MINATAR, (2, 3)) > 0
     dist, value = nets.apply(params, obs)
     assert dist.logits.shape == (2, 3, 3) and value.shape == (2, 3)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_discrete_obs_are_the_mlp_applied_to_their_one_hot(layout):
+    nets = make_networks(FROZEN_LAKE, **LAYOUTS[layout])
+    params = nets.init(jax.random.key(0))
+    assert params[next(iter(params))]["hidden_0"]["kernel"].shape == (16, 64)
+    # The same layers (same parameter tree) on 16 real-valued inputs, fed one_hot(obs).
+    one_hot_spec = EnvSpec("OneHot", (16,), DiscreteSpace(4), 100)
+    reference = make_networks(one_hot_spec, **LAYOUTS[layout])
+    assert jax.tree.structure(reference.init(jax.random.key(0))) == jax.tree.structure(params)
+    obs = jnp.array([[0, 5, 15], [7, 7, 3]], jnp.int32)  # [T, N] state indices
+    dist, value = jax.jit(nets.apply)(params, obs)
+    ref_dist, ref_value = reference.apply(params, jax.nn.one_hot(obs, 16, dtype=jnp.float32))
+    assert dist.logits.shape == (2, 3, 4) and value.shape == (2, 3)
+    np.testing.assert_allclose(dist.logits, ref_dist.logits, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6, atol=1e-7)
+
+
+def test_discrete_obs_must_be_integers():
+    nets = make_networks(FROZEN_LAKE)
+    params = nets.init(jax.random.key(0))
+    with pytest.raises(ValueError, match=r"FrozenLake-misc has discrete observations.*float32"):
+        nets.apply(params, jnp.zeros((8,), jnp.float32))  # e.g. a normalised index
 
 
 def test_cnn_rejects_flat_obs():

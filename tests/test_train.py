@@ -117,6 +117,22 @@ def test_pendulum_stays_finite():
         assert np.all(np.isfinite(np.asarray(leaf))), name
 
 
+@pytest.mark.parametrize("algo", ["ppo", "reinforce"])
+def test_discrete_obs_env_trains_one_hot_without_normalisation(algo):
+    # FrozenLake-misc observes a state index; a preset's normalize_obs=true is ignored for it.
+    trainer = make_train(_config(
+        "env.name=FrozenLake-misc", f"algorithm.name={algo}", "env.normalize_obs=true",
+        "training.num_envs=8", "training.total_env_steps=2560", "training.eval_episodes=4",
+    ))
+    state, metrics = _train(trainer)
+    assert state.obs_stats is None and (state.rollout is None or state.rollout.obs_stats is None)
+    assert trainer.networks.init(jax.random.key(0))["actor"]["hidden_0"]["kernel"].shape[0] == 16
+    for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
+        assert np.all(np.isfinite(np.asarray(leaf))), name
+    returns = jax.jit(trainer.evaluate)(state, jax.random.key(1))
+    assert returns.shape == (4,) and np.all((returns >= 0) & (returns <= 1))
+
+
 # ------------------------------------------------------- vmap and invariants
 SMALL = ("training.num_envs=8", "training.total_env_steps=2560")  # 40 updates
 
