@@ -102,6 +102,7 @@ _LAZY = {
     "Networks": "pgjax.networks",
     "make_networks": "pgjax.networks",
     "env_action": "pgjax.networks",
+    "action_scale": "pgjax.networks",
     "Env": "pgjax.envs",
     "make_env": "pgjax.envs",
     "wrap_env": "pgjax.envs",

@@ -256,8 +256,9 @@ def make_rollout(
 
     ``rollout`` is one ``lax.scan`` over ``num_steps`` steps. Each step applies
     the policy to the whole batch of observations at once, samples actions,
-    sends ``env_action(spec, action)`` (clipped for box spaces) to
-    ``jax.vmap(env.step)``, and keeps the unclipped action and its log-prob.
+    sends ``env_action(spec, action)`` (for box spaces: rescaled from
+    normalised units to the box, then clipped) to ``jax.vmap(env.step)``, and
+    keeps the sampled action itself and its log-prob.
     Episodes that end are reset by gymnax; their returns and lengths go into
     :class:`EpisodeStats`, accumulated inside the scan (no host callbacks).
 

@@ -25,6 +25,9 @@ class DiscreteSpace(NamedTuple):
 class BoxSpace(NamedTuple):
     """A continuous action space: a box of ``shape`` between ``low`` and ``high``.
 
+    Policies act in normalised units, ``±1`` at the bounds
+    (:func:`pgjax.networks.env_action`).
+
     ``low`` and ``high`` are Python floats or tuples of floats (one per
     dimension), so the spec stays hashable and static under ``jit``.
     """
@@ -71,8 +74,10 @@ class Transition(NamedTuple):
 
     Attributes:
       obs: observation the action was taken in, ``[T, N, *obs_shape]``.
-      action: the sampled action (unclipped for continuous spaces),
-        ``[T, N]`` (discrete) or ``[T, N, *action_shape]``.
+      action: the sampled action, ``[T, N]`` (discrete) or
+        ``[T, N, *action_shape]``; for a box, the Gaussian's sample ``u`` in
+        normalised units, unscaled and unclipped
+        (:func:`pgjax.networks.env_action` maps it to what the env got).
       reward: reward for ``action[t]``, ``[T, N]``.
       terminated: true terminal state reached at step t, ``[T, N]`` bool.
       truncated: episode cut by the time limit at step t (and not
