@@ -666,7 +666,8 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
           "the phases", flush=True)
     _, _, action_size = env_sizes(env)
     flops = model_flops(config, network_shape(config, env.spec.obs_shape, action_size,
-                                              discrete=env.spec.discrete))
+                                              discrete=env.spec.discrete,
+                                              obs_num_values=env.spec.obs_num_values))
     print(f"model FLOPs per env step: {flops.total:,} (rollout forward {flops.rollout:,}, "
           f"training forward+backward {flops.train:,})", flush=True)
     results = []

@@ -359,7 +359,9 @@ def _envs(args: argparse.Namespace) -> int:
         space = spec.action_space
         action = (f"Discrete({space.n})" if spec.discrete
                   else f"Box(shape={space.shape}, low={space.low}, high={space.high})")
-        print(f"{name:<{width}}  obs {spec.obs_shape}  action {action}  "
+        obs = (f"Discrete({spec.obs_num_values})" if spec.discrete_obs  # one-hot encoded
+               else spec.obs_shape)
+        print(f"{name:<{width}}  obs {obs}  action {action}  "
               f"max_steps {spec.max_steps_in_episode}")
     return 0
 

@@ -78,7 +78,7 @@ class EnvConfig:
 
     name: str = "CartPole-v1"  # gymnax registry id
     params: EnvParams = ()  # overrides of gymnax env params; a dict is stored as sorted pairs
-    normalize_obs: bool = False  # standardise observations with running mean and variance
+    normalize_obs: bool = False  # standardise observations (running mean, var); never state indices
 
     def __post_init__(self):
         if isinstance(self.params, Mapping):  # keeps the dataclass hashable and immutable
@@ -115,7 +115,7 @@ class NetworkConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the hidden layers
     activation: str = "tanh"  # one of ACTIVATIONS
     shared_trunk: bool = False  # actor and critic share hidden layers (trained with actor_lr)
-    log_std_init: float = 0.0  # continuous actions: initial log std of the Gaussian policy
+    log_std_init: float = 0.0  # continuous actions: initial log std, in half action ranges
     hidden_init_scale: float = 1.4142135623730951  # orthogonal gain of hidden layers (sqrt 2)
     policy_init_scale: float = 0.01  # orthogonal gain of the policy head: near-uniform start
     value_init_scale: float = 1.0  # orthogonal gain of the value head

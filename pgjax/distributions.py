@@ -163,7 +163,8 @@ class DiagGaussian(NamedTuple):
           key: a PRNG key.
 
         Returns:
-          Actions, ``[..., D]`` (unbounded; clip them for the env, not here).
+          Actions, ``[..., D]`` (unbounded; :func:`pgjax.networks.env_action`
+          rescales them from normalised units to the env's box and clips them).
 
         Examples:
           >>> import jax, jax.numpy as jnp

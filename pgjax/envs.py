@@ -12,6 +12,13 @@ state, see :mod:`pgjax.rollout`), :func:`update_obs_stats` merges a batch into
 it and :func:`normalize_obs` applies it. Observations are ``[..., *obs_shape]``
 with any number of leading batch axes (``[N, ...]``, ``[T, N, ...]``).
 
+A discrete observation space (gymnax ``Discrete(n)``, e.g. FrozenLake-misc's
+state index) is recorded in ``EnvSpec.obs_num_values``; the networks one-hot
+encode such observations, and they are never normalised: standardising a
+state index would turn it into a float that is no longer an index.
+:func:`uses_obs_normalization` is that rule, which the rollouts and the
+trainer apply to ``normalize_obs=True``.
+
 gymnax is imported inside :func:`make_env`, so importing this module is cheap.
 """
 
@@ -68,6 +75,9 @@ def make_env(name: str, **env_params: Any) -> Env:
       ((4,), DiscreteSpace(n=2), 20)
       >>> make_env("Pendulum-v1").spec.action_space
       BoxSpace(shape=(1,), low=-2.0, high=2.0)
+      >>> spec = make_env("FrozenLake-misc").spec  # a state index in 0..15
+      >>> spec.obs_shape, spec.obs_num_values
+      ((), 16)
     """
     import gymnax  # noqa: PLC0415  (deferred: importing gymnax takes seconds)
 
@@ -87,7 +97,10 @@ def wrap_env(env: Any, params: Any = None, *, name: str | None = None, **env_par
 
     Args:
       env: a gymnax ``Environment`` with ``reset``, ``step``, ``default_params``
-        and a ``Discrete`` or ``Box`` action space.
+        and a ``Discrete`` or ``Box`` action space. If its
+        ``observation_space`` is ``Discrete(n)``, the spec records ``n`` as
+        ``obs_num_values``; an env without ``observation_space`` (gymnax's
+        base class raises ``NotImplementedError``) has real-valued observations.
       params: its ``EnvParams``; ``None`` means ``env.default_params``.
       name: the spec's name; ``None`` means ``env.name``.
       **env_params: fields of ``params`` to override.
@@ -103,7 +116,7 @@ def wrap_env(env: Any, params: Any = None, *, name: str | None = None, **env_par
       >>> import gymnax
       >>> env = wrap_env(gymnax.make("Acrobot-v1")[0], max_steps_in_episode=50)
       >>> env.spec
-      EnvSpec(name='Acrobot-v1', obs_shape=(6,), action_space=DiscreteSpace(n=3), max_steps_in_episode=50)
+      EnvSpec(name='Acrobot-v1', obs_shape=(6,), action_space=DiscreteSpace(n=3), max_steps_in_episode=50, obs_num_values=None)
     """
     params = env.default_params if params is None else params
     name = env.name if name is None else name
@@ -153,12 +166,45 @@ def _make_spec(name: str, env: Any, params: Any) -> EnvSpec:
             f"{name}: action space {space!r} is not supported; pgjax handles "
             "Discrete and Box action spaces."
         )
+    try:
+        obs_space = env.observation_space(params)
+    except NotImplementedError:  # optional for custom envs: real-valued observations
+        obs_space = None
+    obs_num_values = None
+    if isinstance(obs_space, spaces.Discrete):
+        if not jnp.issubdtype(obs.dtype, jnp.integer):
+            raise ValueError(
+                f"{name}: observation space {obs_space!r} is discrete but reset "
+                f"returns {obs.dtype} observations; pgjax one-hot encodes discrete "
+                "observations and needs them as integers."
+            )
+        obs_num_values = int(obs_space.n)
     return EnvSpec(
         name=name,
         obs_shape=tuple(obs.shape),
         action_space=action_space,
         max_steps_in_episode=int(params.max_steps_in_episode),
+        obs_num_values=obs_num_values,
     )
+
+
+def uses_obs_normalization(spec: EnvSpec, normalize_obs: bool) -> bool:
+    """Whether observations of ``spec`` are normalised when ``normalize_obs`` asks.
+
+    Real-valued observations are, when asked. Discrete observations (state
+    indices, ``spec.obs_num_values`` set) never are: the networks one-hot
+    encode them, and ``(index - mean) / std`` would be a meaningless float, so
+    ``env.normalize_obs: true`` (e.g. in a preset made for another env) is
+    ignored for them.
+
+    Examples:
+      >>> from pgjax.types import DiscreteSpace
+      >>> box_obs = EnvSpec("CartPole-v1", (4,), DiscreteSpace(2), 500)
+      >>> index_obs = EnvSpec("FrozenLake-misc", (), DiscreteSpace(4), 100, obs_num_values=16)
+      >>> uses_obs_normalization(box_obs, True), uses_obs_normalization(index_obs, True)
+      (True, False)
+    """
+    return bool(normalize_obs) and spec.obs_num_values is None
 
 
 class ObsStats(NamedTuple):

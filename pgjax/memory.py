@@ -113,7 +113,8 @@ class NetworkShape(NamedTuple):
 
 
 def network_shape(config: Config, obs_shape: tuple[int, ...], action_size: int,
-                  *, discrete: bool = True, cnn_channels: tuple[int, ...] = (16,)) -> NetworkShape:
+                  *, discrete: bool = True, cnn_channels: tuple[int, ...] = (16,),
+                  obs_num_values: int | None = None) -> NetworkShape:
     """The layers :func:`pgjax.networks.make_networks` builds for ``config.network``.
 
     Args:
@@ -122,15 +123,19 @@ def network_shape(config: Config, obs_shape: tuple[int, ...], action_size: int,
       action_size: number of actions (discrete) or action dimensions (box).
       discrete: a categorical policy (else a Gaussian with a ``[D]`` log-std parameter).
       cnn_channels: conv output channels when ``config.network.cnn`` (make_networks' default).
+      obs_num_values: ``EnvSpec.obs_num_values``: discrete observations, one-hot encoded to
+        this many inputs per observation element.
 
     Examples:
       >>> from pgjax.config import Config
       >>> shape = network_shape(Config(), (4,), 2)  # CartPole: 2x64 actor and critic
       >>> shape.dense["actor"], shape.dense["critic"][-1], shape.num_params
       ([(4, 64), (64, 64), (64, 2)], (64, 1), 9155)
+      >>> network_shape(Config(), (), 4, obs_num_values=16).input_size  # FrozenLake: one-hot
+      16
     """
     net = config.network
-    input_size = math.prod(obs_shape)
+    input_size = math.prod(obs_shape) * (obs_num_values or 1)
     convs: list[tuple[int, int, int]] = []
     features = input_size
     if net.cnn:
@@ -217,13 +222,16 @@ def estimate_memory(config: Config, *, seeds: int = 1, env=None, backend: str | 
         backend = jax.default_backend()
     if seeds < 1:
         raise ValueError(f"seeds={seeds}: must be >= 1")
+    from pgjax.envs import uses_obs_normalization  # noqa: PLC0415  (as make_env: jax is deferred)
+
     derived = derive(config, max_steps_in_episode=env.spec.max_steps_in_episode)
     a, t = config.algorithm, config.training
     episodic = a.name in EPISODIC_ALGORITHMS
     obs_bytes, state_bytes, action_size = env_sizes(env)
-    if config.env.normalize_obs:  # the Transition then holds normalised float32 observations
-        obs_bytes = math.prod(env.spec.obs_shape) * _F32
-    shape = network_shape(config, env.spec.obs_shape, action_size, discrete=env.spec.discrete)
+    if uses_obs_normalization(env.spec, config.env.normalize_obs):
+        obs_bytes = math.prod(env.spec.obs_shape) * _F32  # the Transition holds float32 ones
+    shape = network_shape(config, env.spec.obs_shape, action_size, discrete=env.spec.discrete,
+                          obs_num_values=env.spec.obs_num_values)
     action_bytes = _F32 * (1 if env.spec.discrete else action_size)
     batch = derived.batch_size  # T x N samples per update
 

@@ -8,15 +8,31 @@ Conventions:
   * Observations have shape ``[..., *spec.obs_shape]`` with any number of
     leading batch axes (``[]``, ``[N]``, time-major ``[T, N]``); every output
     has those same leading axes ``[...]``.
+  * Discrete observations (``spec.obs_num_values = n``, e.g. FrozenLake's
+    state index, ``obs_shape == ()``) are integers that the networks one-hot
+    encode to ``n`` float32 inputs per element before the MLP; fed as a raw
+    float, index 7 would look "between" 6 and 8 to the first layer.
   * A :class:`~pgjax.types.DiscreteSpace` gives a
     :class:`~pgjax.distributions.Categorical` policy; a 1-D
     :class:`~pgjax.types.BoxSpace` gives a
     :class:`~pgjax.distributions.DiagGaussian` whose ``log_std`` is a learned,
     state-independent ``[D]`` parameter (broadcast to ``[..., D]`` in the
     returned distribution, so every leaf shares the batch shape).
-  * Continuous actions are sampled unbounded; the log-probability is taken of
-    that unclipped sample, and only the action sent to the environment is
-    clipped to the box (:func:`env_action`).
+  * The Gaussian lives in *normalised* action units ``u``: the environment
+    receives ``clip(center + half_range * u, low, high)`` with
+    ``center = (low + high) / 2`` and ``half_range = (high - low) / 2`` per
+    dimension (:func:`env_action`), so ``u = ±1`` are the box's bounds
+    whatever their scale. The policy head starts near ``u = 0`` (the box's
+    centre) and ``log_std`` at ``log_std_init``, a standard deviation in units
+    of half the action range: the same start for a ``±0.1`` box as for a
+    ``[0, 100]`` one. A dimension with an infinite bound is not rescaled
+    (``center = 0``, ``half_range = 1``).
+  * ``u`` is sampled unbounded, and it is what a rollout stores
+    (``Transition.action``) and what ``log_prob`` and ``entropy`` are of; only
+    the action sent to the environment is rescaled and clipped. Densities in
+    ``u`` differ from densities in env units by the constant
+    ``Σ_d log half_range_d``, which changes no gradient (and no PPO ratio).
+    The greedy action, the mode ``u = mean``, maps the same way.
   * Top-level parameter keys: ``"actor"`` and ``"critic"`` for separate
     networks, ``"shared"`` for a shared trunk with two heads, ``"actor"`` alone
     without a critic. Trainers key per-network optimisers on these.
@@ -36,6 +52,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pgjax.distributions import Categorical, DiagGaussian
 from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
@@ -122,7 +139,10 @@ class _Net(nn.Module):
     def __call__(self, obs: Array) -> tuple[Distribution | None, Array | None]:
         batch_shape = obs.shape[: obs.ndim - len(self.spec.obs_shape)]
         hidden_init = orthogonal(self.hidden_init_scale)
-        x = obs.astype(jnp.float32)
+        if self.spec.obs_num_values is None:
+            x = obs.astype(jnp.float32)
+        else:  # [..., *obs_shape, n], flattened below
+            x = jax.nn.one_hot(obs, self.spec.obs_num_values, dtype=jnp.float32)
         for i, channels in enumerate(self.cnn_channels):
             conv = nn.Conv(
                 channels,
@@ -164,6 +184,14 @@ def _batch_shape(spec: EnvSpec, obs: Array) -> tuple[int, ...]:
             f"obs shape {obs.shape} does not end in {spec.name}'s "
             f"obs_shape {spec.obs_shape}"
         )
+    # A float here would be a normalised (or otherwise transformed) index, whose
+    # one-hot is silently all zeros: refuse it.
+    if spec.obs_num_values is not None and not jnp.issubdtype(obs.dtype, jnp.integer):
+        raise ValueError(
+            f"{spec.name} has discrete observations (state indices 0..{spec.obs_num_values - 1}, "
+            f"one-hot encoded); got {obs.dtype} observations, which must be integers "
+            "(observation normalisation does not apply to them)"
+        )
     return obs.shape[: obs.ndim - k]
 
 
@@ -187,13 +215,16 @@ def make_networks(
     ``obs -> hidden... -> value head``; ``shared_trunk=True`` is one MLP with
     both heads. Image observations (e.g. MinAtar's ``[10, 10, C]``) are
     flattened, or with ``cnn=True`` first pass through 3x3 ``VALID``
-    convolutions with ``cnn_channels`` output channels each.
+    convolutions with ``cnn_channels`` output channels each. Discrete
+    observations (``spec.obs_num_values``) are one-hot encoded first.
 
     For a :class:`~pgjax.types.BoxSpace` the policy is a
-    :class:`~pgjax.distributions.DiagGaussian` with a state-independent
-    learned ``log_std`` initialised to ``log_std_init``. Its samples are
-    unbounded: compute ``log_prob`` of the unclipped sample, and send
-    :func:`env_action` (the sample clipped to the box) to the environment.
+    :class:`~pgjax.distributions.DiagGaussian` over normalised actions ``u``
+    (``±1`` are the box's bounds), with a state-independent learned
+    ``log_std`` initialised to ``log_std_init``. Its samples are unbounded:
+    compute ``log_prob`` of the sample ``u`` itself, and send
+    :func:`env_action` (``u`` rescaled to the box and clipped) to the
+    environment.
 
     Args:
       spec: the environment's spec.
@@ -203,7 +234,9 @@ def make_networks(
         instead of separate networks (params ``{"actor", "critic"}``).
       use_critic: ``False`` builds the actor only (params ``{"actor"}``), e.g. for
         plain REINFORCE; ``critic`` and ``apply`` then return zero values.
-      log_std_init: initial ``log σ`` of a Gaussian policy.
+      log_std_init: initial ``log σ`` of a Gaussian policy, in normalised
+        units: ``σ = exp(log_std_init)`` half action ranges (0: σ is half the
+        box's width; -0.693: a quarter of it).
       hidden_init_scale: orthogonal gain of hidden (and conv) layers.
       policy_init_scale: orthogonal gain of the policy head; small values make
         the initial policy near uniform (discrete) or near zero-mean.
@@ -262,7 +295,7 @@ def make_networks(
         policy_init_scale=policy_init_scale,
         value_init_scale=value_init_scale,
     )
-    dummy_obs = jnp.zeros(spec.obs_shape, jnp.float32)
+    dummy_obs = jnp.zeros(spec.obs_shape, jnp.int32 if spec.discrete_obs else jnp.float32)
 
     if shared_trunk:
         shared = net(policy_head=True, value_head=True)
@@ -309,17 +342,42 @@ def make_networks(
     return Networks(init, apply, actor, critic, spec)
 
 
+def action_scale(space: BoxSpace) -> tuple[np.ndarray, np.ndarray]:
+    """``(center, half_range)`` of a box, per dimension: ``u`` maps to ``center + half_range * u``.
+
+    ``center = (low + high) / 2`` and ``half_range = (high - low) / 2``, float32
+    ``[*space.shape]``; a dimension with an infinite bound gets ``(0, 1)``, so
+    its actions are not rescaled.
+
+    Examples:
+      >>> from pgjax.types import BoxSpace
+      >>> center, half_range = action_scale(BoxSpace((2,), (0.0, -0.1), (1.0, 0.1)))
+      >>> print(center, half_range)
+      [0.5 0. ] [0.5 0.1]
+    """
+    low = np.broadcast_to(np.asarray(space.low, np.float64), space.shape)
+    high = np.broadcast_to(np.asarray(space.high, np.float64), space.shape)
+    bounded = np.isfinite(low) & np.isfinite(high)
+    low, high = np.where(bounded, low, -1.0), np.where(bounded, high, 1.0)
+    center, half_range = (low + high) / 2, (high - low) / 2
+    return center.astype(np.float32), half_range.astype(np.float32)
+
+
 def env_action(spec: EnvSpec, action: Array) -> Array:
     """The action to send to the environment for a policy sample.
 
-    Discrete actions pass through unchanged. Continuous actions are clipped to
-    ``[low, high]`` of the :class:`~pgjax.types.BoxSpace`. The log-probability
-    (and the ``Transition.action`` stored for the update) uses the unclipped
-    sample; only the environment receives the clipped one.
+    Discrete actions pass through unchanged. Continuous actions are samples
+    ``u`` of the Gaussian in normalised units: the environment receives
+    ``clip(center + half_range * u, low, high)`` (:func:`action_scale`), so
+    ``u = -1`` and ``u = 1`` are the box's bounds and ``u = 0`` its centre. The
+    log-probability (and the ``Transition.action`` stored for the update) is
+    of ``u`` itself, unscaled and unclipped; only the environment receives
+    the env-unit action.
 
     Args:
       spec: the environment's spec.
-      action: a policy sample, ``[...]`` (discrete) or ``[..., D]`` (box).
+      action: a policy sample, ``[...]`` (discrete) or ``[..., D]`` (box, in
+        normalised units).
 
     Returns:
       The environment action, same shape and dtype as ``action``.
@@ -328,13 +386,15 @@ def env_action(spec: EnvSpec, action: Array) -> Array:
       >>> import jax.numpy as jnp
       >>> from pgjax.types import BoxSpace, EnvSpec
       >>> spec = EnvSpec("Pendulum-v1", (3,), BoxSpace((1,), -2.0, 2.0), 200)
-      >>> print(env_action(spec, jnp.array([[-3.0], [0.5], [2.5]]))[:, 0])
+      >>> print(env_action(spec, jnp.array([[-1.5], [0.25], [1.0]]))[:, 0])
       [-2.   0.5  2. ]
     """
     space = spec.action_space
     if isinstance(space, DiscreteSpace):
         return action
-    # Explicit broadcasts: bounds [D] against [..., D] would be a rank promotion.
-    low = jnp.broadcast_to(jnp.asarray(space.low, action.dtype), action.shape)
-    high = jnp.broadcast_to(jnp.asarray(space.high, action.dtype), action.shape)
-    return jnp.clip(action, low, high)
+    center, half_range = action_scale(space)
+
+    def full(x):  # explicit: bounds [D] against [..., D] would be a rank promotion
+        return jnp.broadcast_to(jnp.asarray(x, action.dtype), action.shape)
+
+    return jnp.clip(full(center) + full(half_range) * action, full(space.low), full(space.high))

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from pgjax.envs import Env, ObsStats, init_obs_stats, normalize_obs as _normalize
-from pgjax.envs import update_obs_stats
+from pgjax.envs import update_obs_stats, uses_obs_normalization
 from pgjax.networks import env_action
 from pgjax.types import Transition
 
@@ -256,8 +256,9 @@ def make_rollout(
 
     ``rollout`` is one ``lax.scan`` over ``num_steps`` steps. Each step applies
     the policy to the whole batch of observations at once, samples actions,
-    sends ``env_action(spec, action)`` (clipped for box spaces) to
-    ``jax.vmap(env.step)``, and keeps the unclipped action and its log-prob.
+    sends ``env_action(spec, action)`` (for box spaces: rescaled from
+    normalised units to the box, then clipped) to ``jax.vmap(env.step)``, and
+    keeps the sampled action itself and its log-prob.
     Episodes that end are reset by gymnax; their returns and lengths go into
     :class:`EpisodeStats`, accumulated inside the scan (no host callbacks).
 
@@ -267,7 +268,9 @@ def make_rollout(
     with the same statistics (the ones in the input ``state``); the rollout's
     raw observations ``obs[0 .. T-1]`` are then merged into them once and the
     result returned in the new state. ``Transition.obs`` holds the normalised
-    observations; the state's ``obs`` stays raw.
+    observations; the state's ``obs`` stays raw. Discrete observations (state
+    indices, ``spec.obs_num_values``) are never normalised: ``normalize_obs``
+    is ignored for them (:func:`pgjax.envs.uses_obs_normalization`).
 
     See the module docstring for how keys are split, and for ``next_value``.
 
@@ -278,7 +281,8 @@ def make_rollout(
         ``make_networks(env.spec).apply``.
       num_envs: N, the number of environments stepped in parallel.
       num_steps: T, the number of steps per rollout.
-      normalize_obs: keep running observation statistics and normalise.
+      normalize_obs: keep running observation statistics and normalise
+        (ignored for discrete observations).
       shard: applied to the per-environment arrays (leaves ``[N, ...]``: env
         states, observations) after the reset and after every step; training
         passes a ``with_sharding_constraint`` that splits N over devices
@@ -304,6 +308,7 @@ def make_rollout(
       ((16, 8, 4), (16, 8), (16, 8))
     """
     spec = env.spec
+    normalize_obs = uses_obs_normalization(spec, normalize_obs)
     step, last_value = _make_step(env, apply_fn, num_envs)
     shard = shard or (lambda tree: tree)
 
@@ -382,7 +387,8 @@ def make_episodic_rollout(
     With ``normalize_obs=True`` the observations are normalised with the
     given ``obs_stats`` (frozen for the whole rollout) and the valid raw
     observations (where ``mask``) are merged into them once, returned as the
-    fourth output.
+    fourth output. Discrete observations are never normalised (the fourth
+    output is then ``None``), as in :func:`make_rollout`.
 
     Args:
       env: from :func:`pgjax.envs.make_env`.
@@ -391,7 +397,8 @@ def make_episodic_rollout(
       num_envs: N, the number of episodes (one per environment).
       max_steps: T; defaults to ``env.spec.max_steps_in_episode``, so that no
         episode is cut early.
-      normalize_obs: normalise observations with running statistics.
+      normalize_obs: normalise observations with running statistics
+        (ignored for discrete observations).
       shard: applied to the per-environment arrays (leaves ``[N, ...]``: env
         states, observations) after the reset and after every step; training
         passes a ``with_sharding_constraint`` that splits N over devices
@@ -419,6 +426,7 @@ def make_episodic_rollout(
       True
     """
     spec = env.spec
+    normalize_obs = uses_obs_normalization(spec, normalize_obs)
     num_steps = spec.max_steps_in_episode if max_steps is None else int(max_steps)
     step, last_value = _make_step(env, apply_fn, num_envs)
     shard = shard or (lambda tree: tree)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from pgjax.config import EPISODIC_ALGORITHMS, Config, Derived, derive
-from pgjax.envs import Env, ObsStats, init_obs_stats, make_env
+from pgjax.envs import Env, ObsStats, init_obs_stats, make_env, uses_obs_normalization
 from pgjax.envs import normalize_obs as apply_obs_stats
 from pgjax.losses import actor_critic_loss
 from pgjax.networks import Networks, make_networks
@@ -279,7 +279,8 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
         value_init_scale=net.value_init_scale,
         cnn=net.cnn,
     )
-    normalize_obs = config.env.normalize_obs
+    # Never for discrete observations (state indices): the rollouts ignore the flag for them too.
+    normalize_obs = uses_obs_normalization(env.spec, config.env.normalize_obs)
     # The env batch is split over training.devices (one device: a mesh of one).
     t = config.training
     sharding = make_sharding(t.devices, num_envs=t.num_envs, split=t.split,

@@ -25,6 +25,9 @@ class DiscreteSpace(NamedTuple):
 class BoxSpace(NamedTuple):
     """A continuous action space: a box of ``shape`` between ``low`` and ``high``.
 
+    Policies act in normalised units, ``±1`` at the bounds
+    (:func:`pgjax.networks.env_action`).
+
     ``low`` and ``high`` are Python floats or tuples of floats (one per
     dimension), so the spec stays hashable and static under ``jit``.
     """
@@ -42,16 +45,28 @@ class EnvSpec(NamedTuple):
       obs_shape: shape of one observation, e.g. ``(4,)`` or ``(10, 10, 4)``.
       action_space: a :class:`DiscreteSpace` or a :class:`BoxSpace`.
       max_steps_in_episode: the environment's time limit.
+      obs_num_values: for a discrete observation space (gymnax ``Discrete(n)``,
+        e.g. FrozenLake's state index), its number of values ``n``: each
+        observation element is an integer in ``0 .. n - 1``, which networks
+        one-hot encode and observation normalisation leaves alone. ``None``
+        (the default) for real-valued (``Box``) observations.
     """
 
     name: str
     obs_shape: tuple[int, ...]
     action_space: DiscreteSpace | BoxSpace
     max_steps_in_episode: int
+    obs_num_values: int | None = None
 
     @property
     def discrete(self) -> bool:
+        """Whether the *action* space is discrete."""
         return isinstance(self.action_space, DiscreteSpace)
+
+    @property
+    def discrete_obs(self) -> bool:
+        """Whether observations are state indices (``obs_num_values`` is set)."""
+        return self.obs_num_values is not None
 
 
 class Transition(NamedTuple):
@@ -59,8 +74,10 @@ class Transition(NamedTuple):
 
     Attributes:
       obs: observation the action was taken in, ``[T, N, *obs_shape]``.
-      action: the sampled action (unclipped for continuous spaces),
-        ``[T, N]`` (discrete) or ``[T, N, *action_shape]``.
+      action: the sampled action, ``[T, N]`` (discrete) or
+        ``[T, N, *action_shape]``; for a box, the Gaussian's sample ``u`` in
+        normalised units, unscaled and unclipped
+        (:func:`pgjax.networks.env_action` maps it to what the env got).
       reward: reward for ``action[t]``, ``[T, N]``.
       terminated: true terminal state reached at step t, ``[T, N]`` bool.
       truncated: episode cut by the time limit at step t (and not

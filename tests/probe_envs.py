@@ -8,7 +8,10 @@ Each isolates one thing a trainer must get right; a failure points at it:
   matches the obs (action 1 for +1, action 0 for -1). Greedy policy = match.
 * ``TwoStep``: two steps, reward 1 only on the second. V(s0) = gamma, V(s1) = 1.
 * ``ContinuousActionReward``: one step, reward = -(a - 0.5)^2 with a in
-  [-1, 1]. The Gaussian policy's mean must move to 0.5.
+  [-1, 1]. The Gaussian policy's mean must move to 0.5. Other boxes and
+  targets: ``ContinuousActionReward(low, high, target)``.
+* ``ActionIsReward(low, high)``: one step, reward = the env action a in
+  [low, high]; what the env received, read back from the return.
 """
 
 from __future__ import annotations
@@ -104,8 +107,17 @@ class TwoStep(_Probe):
 
 
 class ContinuousActionReward(_Probe):
+    def __init__(self, low: float = -1.0, high: float = 1.0, target: float = 0.5):
+        super().__init__()
+        self.low, self.high, self.target = low, high, target
+
     def reward(self, state, action):
-        return -jnp.square(action[0] - 0.5)
+        return -jnp.square(action[0] - self.target)
 
     def action_space(self, params):
-        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+        return spaces.Box(self.low, self.high, (1,), jnp.float32)
+
+
+class ActionIsReward(ContinuousActionReward):
+    def reward(self, state, action):
+        return action[0]

@@ -38,6 +38,7 @@ def test_envs_lists_spaces():
     assert "Discrete(2)" in lines["CartPole-v1"] and "obs (4,)" in lines["CartPole-v1"]
     assert "Box(shape=(1,), low=-2.0, high=2.0)" in lines["Pendulum-v1"]
     assert "obs (10, 10, 4)" in lines["Breakout-MinAtar"]
+    assert "obs Discrete(16)" in lines["FrozenLake-misc"]  # a state index, one-hot encoded
 
 
 # ------------------------------------------------------------------ help and README

@@ -15,6 +15,7 @@ from pgjax.envs import (
     make_env,
     normalize_obs,
     update_obs_stats,
+    uses_obs_normalization,
     wrap_env,
 )
 from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
@@ -75,6 +76,36 @@ def test_wrap_env_custom_instance():
     assert wrap_env(base.env).spec == base.spec  # name and params default to the env's
     with pytest.raises(ValueError, match="'nope' for MyPole; valid fields: .*gravity"):
         wrap_env(base.env, name="MyPole", nope=1)
+
+
+def test_discrete_observation_space_is_recorded():
+    env = make_env("FrozenLake-misc")  # obs: the agent's cell, an int32 index in 0..15
+    assert env.spec == EnvSpec("FrozenLake-misc", (), DiscreteSpace(4), 100, obs_num_values=16)
+    assert env.spec.discrete_obs and not make_env("CartPole-v1").spec.discrete_obs
+    assert uses_obs_normalization(make_env("CartPole-v1").spec, True)
+    assert not uses_obs_normalization(env.spec, True)  # a state index is never standardised
+    assert not uses_obs_normalization(make_env("CartPole-v1").spec, False)
+
+
+def test_env_without_observation_space_has_real_valued_obs():
+    cartpole = make_env("CartPole-v1").env
+
+    class NoObsSpace(type(cartpole)):
+        def observation_space(self, params):
+            raise NotImplementedError  # gymnax's base class does this
+
+    assert wrap_env(NoObsSpace()).spec.obs_num_values is None
+
+
+def test_discrete_observation_space_with_float_obs_is_rejected():
+    frozen = make_env("FrozenLake-misc").env
+
+    class FloatIndex(type(frozen)):
+        def observe(self, key, state, action, params):
+            return super().observe(key, state, action, params).astype(jnp.float32)
+
+    with pytest.raises(ValueError, match="discrete but reset returns float32"):
+        wrap_env(FloatIndex())
 
 
 def test_unknown_param_lists_fields():

@@ -102,3 +102,12 @@ def test_network_shape_counts_params():
 def test_available_memory_positive():
     avail = available_memory()
     assert isinstance(avail, int) and avail > 0
+
+
+def test_discrete_obs_count_their_one_hot_inputs():
+    frozen = make_env("FrozenLake-misc")
+    shape = network_shape(_config(), frozen.spec.obs_shape, 4, obs_num_values=16)
+    assert shape.input_size == 16 and shape.dense["actor"][0] == (16, 64)
+    plain = _estimate(frozen, "training.num_envs=64")
+    # normalize_obs does not apply to a state index: the estimate does not change.
+    assert _estimate(frozen, "training.num_envs=64", "env.normalize_obs=true") == plain

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from pgjax.distributions import Categorical, DiagGaussian
-from pgjax.networks import Networks, env_action, make_networks
+from pgjax.networks import Networks, action_scale, env_action, make_networks
 from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
 
 CARTPOLE = EnvSpec("CartPole-v1", (4,), DiscreteSpace(2), 500)
 PENDULUM = EnvSpec("Pendulum-v1", (3,), BoxSpace((1,), -2.0, 2.0), 200)
 MINATAR = EnvSpec("Breakout-MinAtar", (10, 10, 4), DiscreteSpace(3), 1000)
+FROZEN_LAKE = EnvSpec("FrozenLake-misc", (), DiscreteSpace(4), 100, obs_num_values=16)
 SPECS = {"cartpole": CARTPOLE, "pendulum": PENDULUM, "minatar": MINATAR}
 LEADING_DIMS = [(), (7,), (5, 3)]
 LAYOUTS = {
@@ -237,6 +238,30 @@ def test_minatar_mlp_flattens_and_accepts_bool_obs():
     assert dist.logits.shape == (2, 3, 3) and value.shape == (2, 3)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_discrete_obs_are_the_mlp_applied_to_their_one_hot(layout):
+    nets = make_networks(FROZEN_LAKE, **LAYOUTS[layout])
+    params = nets.init(jax.random.key(0))
+    assert params[next(iter(params))]["hidden_0"]["kernel"].shape == (16, 64)
+    # The same layers (same parameter tree) on 16 real-valued inputs, fed one_hot(obs).
+    one_hot_spec = EnvSpec("OneHot", (16,), DiscreteSpace(4), 100)
+    reference = make_networks(one_hot_spec, **LAYOUTS[layout])
+    assert jax.tree.structure(reference.init(jax.random.key(0))) == jax.tree.structure(params)
+    obs = jnp.array([[0, 5, 15], [7, 7, 3]], jnp.int32)  # [T, N] state indices
+    dist, value = jax.jit(nets.apply)(params, obs)
+    ref_dist, ref_value = reference.apply(params, jax.nn.one_hot(obs, 16, dtype=jnp.float32))
+    assert dist.logits.shape == (2, 3, 4) and value.shape == (2, 3)
+    np.testing.assert_allclose(dist.logits, ref_dist.logits, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6, atol=1e-7)
+
+
+def test_discrete_obs_must_be_integers():
+    nets = make_networks(FROZEN_LAKE)
+    params = nets.init(jax.random.key(0))
+    with pytest.raises(ValueError, match=r"FrozenLake-misc has discrete observations.*float32"):
+        nets.apply(params, jnp.zeros((8,), jnp.float32))  # e.g. a normalised index
+
+
 def test_cnn_rejects_flat_obs():
     with pytest.raises(ValueError, match=r"cnn=True.*\(4,\)"):
         make_networks(CARTPOLE, cnn=True)
@@ -258,28 +283,94 @@ def test_wrong_obs_shape_is_rejected():
 
 
 # ---------------------------------------------------------------- env_action
-def test_env_action_clips_box_and_passes_discrete():
-    action = jnp.array([[-3.0], [-2.0], [0.5], [2.0], [7.0]])
+ASYMMETRIC = EnvSpec("Box2", (3,), BoxSpace((2,), (0.0, -0.1), (1.0, 0.1)), 10)
+
+
+def test_env_action_rescales_then_clips_box_and_passes_discrete():
+    # Pendulum's [-2, 2]: center 0, half range 2. u = ±1 are the bounds, beyond them clipped.
+    u = jnp.array([[-3.0], [-1.0], [0.0], [0.25], [1.0], [7.0]])
     np.testing.assert_array_equal(
-        env_action(PENDULUM, action), [[-2.0], [-2.0], [0.5], [2.0], [2.0]]
+        env_action(PENDULUM, u), [[-2.0], [-2.0], [0.0], [0.5], [2.0], [2.0]]
     )
     discrete = jnp.array([0, 1, 1], jnp.int32)
     assert env_action(CARTPOLE, discrete) is discrete
 
 
-def test_env_action_per_dimension_bounds_and_leading_dims():
-    spec = EnvSpec("Box2", (3,), BoxSpace((2,), (-1.0, 0.0), (1.0, 0.5)), 10)
-    action = jnp.array([[[-5.0, -5.0], [5.0, 5.0], [0.2, 0.3]]])  # [T=1, N=3, D=2]
-    clipped = jax.jit(env_action, static_argnums=0)(spec, action)
-    np.testing.assert_allclose(clipped, [[[-1.0, 0.0], [1.0, 0.5], [0.2, 0.3]]])
+def test_env_action_asymmetric_per_dimension_bounds_and_leading_dims():
+    # [0, 1]: center 0.5, half range 0.5; [-0.1, 0.1]: center 0, half range 0.1.
+    u = jnp.array([[[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [0.5, -0.5], [-5.0, 5.0]]])  # [1, 5, 2]
+    out = jax.jit(env_action, static_argnums=0)(ASYMMETRIC, u)
+    np.testing.assert_allclose(
+        out, [[[0.0, -0.1], [1.0, 0.1], [0.5, 0.0], [0.75, -0.05], [0.0, 0.1]]], atol=1e-7
+    )
+    center, half_range = action_scale(ASYMMETRIC.action_space)
+    np.testing.assert_allclose(center, [0.5, 0.0])
+    np.testing.assert_allclose(half_range, [0.5, 0.1])
+
+
+def test_unbounded_box_dimension_is_not_rescaled():
+    spec = EnvSpec("Half", (3,), BoxSpace((2,), (-np.inf, -4.0), (np.inf, 0.0)), 10)
+    center, half_range = action_scale(spec.action_space)
+    np.testing.assert_array_equal(center, [0.0, -2.0])
+    np.testing.assert_array_equal(half_range, [1.0, 2.0])
+    np.testing.assert_array_equal(env_action(spec, jnp.array([5.0, 1.0])), [5.0, 0.0])
+
+
+@pytest.mark.parametrize("layout", ["separate", "shared"])
+def test_greedy_action_starts_at_the_box_centre(layout):
+    nets = make_networks(ASYMMETRIC, **LAYOUTS[layout])
+    dist = nets.actor(nets.init(jax.random.key(0)), _obs(ASYMMETRIC, (64,)))
+    # policy_init_scale=0.01: the mean starts near u = 0, i.e. the centre (0.5, 0.0).
+    greedy = np.asarray(env_action(ASYMMETRIC, dist.mode()))
+    np.testing.assert_allclose(greedy, np.broadcast_to([0.5, 0.0], (64, 2)), atol=0.2 * 0.1)
+
+
+def test_initial_clip_fraction_does_not_depend_on_the_box_scale():
+    """With std 1 in env units (the old scheme) a ±0.1 box clipped 92% of the samples at init.
+
+    Now the std is exp(log_std_init) half ranges: the fraction is P(|N(0, σ)| > 1) for every
+    box, 31.7% for σ = 1 (log_std_init 0) and 4.6% for σ = 0.5 (-0.693).
+    """
+    for low, high in [(-0.1, 0.1), (0.0, 100.0)]:
+        spec = EnvSpec("Box", (3,), BoxSpace((1,), low, high), 10)
+        for log_std_init, expected in [(0.0, 0.317), (-0.693, 0.046)]:
+            nets = make_networks(spec, log_std_init=log_std_init)
+            dist = nets.actor(nets.init(jax.random.key(0)), _obs(spec, (8192,)))
+            action = np.asarray(env_action(spec, dist.sample(jax.random.key(1))))
+            clipped = np.mean((action <= low) | (action >= high))
+            assert abs(clipped - expected) < 0.02, (low, high, log_std_init, clipped)
+
+
+def test_log_prob_and_entropy_in_u_are_env_unit_ones_up_to_the_log_jacobian():
+    # a = c + h u with u ~ N(mu, sigma): a ~ N(c + h mu, h sigma), and
+    # log p_u(u) = log p_a(a) + sum log h, H_u = H_a - sum log h (a constant: same gradients).
+    center, half_range = action_scale(ASYMMETRIC.action_space)
+    nets = make_networks(ASYMMETRIC, log_std_init=-0.5)
+    params = nets.init(jax.random.key(0))
+    dist = nets.actor(params, _obs(ASYMMETRIC, (32,)))
+    u = np.asarray(dist.sample(jax.random.key(1)))
+    mean, log_std = np.asarray(dist.mean), np.asarray(dist.log_std)
+    env_units = DiagGaussian(center + half_range * mean, log_std + np.log(half_range))
+    log_jacobian = np.sum(np.log(half_range))
+    np.testing.assert_allclose(
+        dist.log_prob(jnp.asarray(u)), env_units.log_prob(center + half_range * u) + log_jacobian,
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(dist.entropy(), env_units.entropy() - log_jacobian, rtol=1e-5)
+    # inside the box, env_action is exactly that affine map
+    inside = np.all(np.abs(u) < 1.0, axis=-1)
+    np.testing.assert_allclose(
+        np.asarray(env_action(ASYMMETRIC, jnp.asarray(u)))[inside],
+        (center + half_range * u)[inside], atol=1e-6,
+    )
 
 
 def test_log_prob_uses_unclipped_sample():
-    nets = make_networks(PENDULUM, log_std_init=2.0)  # wide: samples leave [-2, 2]
+    nets = make_networks(PENDULUM, log_std_init=1.0)  # wide: samples leave u in [-1, 1]
     params = nets.init(jax.random.key(0))
     dist = nets.actor(params, _obs(PENDULUM, (256,)))
     action = dist.sample(jax.random.key(1))
     clipped = env_action(PENDULUM, action)
-    assert np.any(np.abs(np.asarray(action)) > 2.0)
+    assert np.any(np.abs(np.asarray(action)) > 1.0)
     assert np.all(np.abs(np.asarray(clipped)) <= 2.0)
     assert np.all(np.isfinite(dist.log_prob(action)))

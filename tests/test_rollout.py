@@ -40,7 +40,7 @@ ATOL = 1e-5
 
 @functools.lru_cache(maxsize=None)
 def _policy(env_name: str):
-    """Real networks; Pendulum's log_std is raised so samples leave [-2, 2]."""
+    """Real networks; Pendulum's log_std is raised so samples leave u in [-1, 1] (the box)."""
     env = {"CartPole-v1": CARTPOLE, "Pendulum-v1": PENDULUM, "Breakout-MinAtar": BREAKOUT}[env_name]
     nets = make_networks(env.spec)
     params = nets.init(jax.random.key(42))
@@ -142,8 +142,8 @@ def test_matches_one_env_at_a_time_reference(env):
         flags += [traj.terminated.sum(), traj.truncated.sum()]
     if env is CARTPOLE:  # the data exercises both kinds of episode end
         assert flags[0] > 0 and flags[1] > 0, flags
-    else:  # actions are stored unclipped; the env got the clipped ones
-        assert flags[1] > 0 and np.abs(traj.action).max() > 2.0
+    else:  # actions are stored unclipped (u beyond ±1); the env got the clipped ones
+        assert flags[1] > 0 and np.abs(traj.action).max() > 1.0
 
 
 def test_continuous_actions_are_clipped_for_the_env():
@@ -156,9 +156,10 @@ def test_continuous_actions_are_clipped_for_the_env():
     nets, params = _policy("Pendulum-v1")
     reset, rollout = make_rollout(env, nets.apply, num_envs=64, num_steps=8)
     _, traj, _ = jax.jit(rollout)(params, reset(jax.random.key(0)), jax.random.key(1))
-    assert np.abs(traj.action).max() > 2.0
-    np.testing.assert_allclose(traj.reward, np.clip(traj.action[..., 0], -2.0, 2.0), atol=1e-6)
-    # log_prob is of the unclipped sample.
+    assert np.abs(traj.action).max() > 1.0
+    # Stored: u in normalised units; the env got clip(2 u, -2, 2) (Pendulum: center 0, half range 2).
+    np.testing.assert_allclose(traj.reward, np.clip(2.0 * traj.action[..., 0], -2.0, 2.0), atol=1e-6)
+    # log_prob is of the stored (unscaled, unclipped) sample.
     dist, _ = nets.apply(params, traj.obs)
     np.testing.assert_allclose(traj.log_prob, dist.log_prob(traj.action), rtol=1e-5, atol=ATOL)
 

@@ -11,6 +11,7 @@ import pytest
 import probe_envs
 from pgjax.config import Config, apply_overrides
 from pgjax.envs import wrap_env
+from pgjax.networks import env_action
 from pgjax.train import default_hparams, make_train
 
 
@@ -79,6 +80,31 @@ def test_probe_continuous_action_mean():
     np.testing.assert_allclose(dist.mode(), [0.5], atol=0.1)
 
 
+@pytest.mark.parametrize("greedy", [True, False])
+def test_initial_continuous_actions_centre_on_an_offset_box(greedy):
+    # reward = the env action in [10, 20]: the mean starts at u = 0, the box's centre 15
+    # (it once started at 0, clipped to 10); sampled actions clip symmetrically around it.
+    trainer = _probe_trainer(probe_envs.ActionIsReward(10.0, 20.0), "training.eval_episodes=256",
+                             "network.log_std_init=-0.693")
+    state = trainer.init(jax.random.key(0))
+    returns = np.asarray(jax.jit(trainer.evaluate, static_argnums=2)(state, jax.random.key(1), greedy))
+    assert np.all((returns >= 10.0) & (returns <= 20.0))
+    if greedy:
+        np.testing.assert_allclose(returns, 15.0, atol=0.2)
+    else:
+        assert abs(returns.mean() - 15.0) < 0.3 and returns.std() > 1.0
+
+
+def test_probe_continuous_action_mean_on_an_asymmetric_box():
+    # [0, 1] with the target at 0.75: the policy learns u = 0.5, the env sees 0.75.
+    trainer = _probe_trainer(probe_envs.ContinuousActionReward(0.0, 1.0, 0.75), "algorithm.name=ppo",
+                             "training.total_env_steps=64000", "algorithm.entropy_coef=0.0",
+                             "optimizer.actor_lr=3e-4", "optimizer.critic_lr=3e-4")
+    state, _ = _train(trainer)
+    dist = trainer.networks.actor(state.params, jnp.zeros((1,)))
+    np.testing.assert_allclose(env_action(trainer.env.spec, dist.mode()), [0.75], atol=0.05)
+
+
 # ---------------------------------------------------------------- CartPole
 def test_cartpole_a2c_learns():
     """The default config (CartPole-v1, a2c), CI-sized: two seeds, 300k steps each."""
@@ -115,6 +141,22 @@ def test_pendulum_stays_finite():
     state, metrics = _train(trainer)
     for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
         assert np.all(np.isfinite(np.asarray(leaf))), name
+
+
+@pytest.mark.parametrize("algo", ["ppo", "reinforce"])
+def test_discrete_obs_env_trains_one_hot_without_normalisation(algo):
+    # FrozenLake-misc observes a state index; a preset's normalize_obs=true is ignored for it.
+    trainer = make_train(_config(
+        "env.name=FrozenLake-misc", f"algorithm.name={algo}", "env.normalize_obs=true",
+        "training.num_envs=8", "training.total_env_steps=2560", "training.eval_episodes=4",
+    ))
+    state, metrics = _train(trainer)
+    assert state.obs_stats is None and (state.rollout is None or state.rollout.obs_stats is None)
+    assert trainer.networks.init(jax.random.key(0))["actor"]["hidden_0"]["kernel"].shape[0] == 16
+    for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
+        assert np.all(np.isfinite(np.asarray(leaf))), name
+    returns = jax.jit(trainer.evaluate)(state, jax.random.key(1))
+    assert returns.shape == (4,) and np.all((returns >= 0) & (returns <= 1))
 
 
 # ------------------------------------------------------- vmap and invariants
