@@ -86,8 +86,12 @@ NOTES: dict[str, str] = {
         "433.3, normalised advantages 343.8, n_steps 16 453.6; actor 3e-4 with critic 1e-3 gave "
         "500 ± 0, and 500 ± 0 again with training.seed=1 (other keys), so it ships."),
     "configs/pendulum_a2c.yaml": (
-        "the mean passes -300, but one seed in 8 ends at -600. Tried (4 seeds): 32 envs x 16 "
-        "steps with actor lr 3e-4, -571.8; lr 7e-4 with network.log_std_init=-1, -280.6."),
+        "fragile: before actions were normalised (env action = centre + half range * u), the "
+        "mean passed -300 with one seed in 8 at -600, and training.seed=1 gave -400.5 +- 150.3. "
+        "With normalised actions the policy's mean moves twice as far in torque units per step, "
+        "so the actor lr went from 1e-3 to 5e-4 (8 seeds: lr 1e-3 -423.6, lr 5e-4 -247.4; with "
+        "log_std_init -0.693 -306.0). Earlier tries (4 seeds, old units): 32 envs x 16 steps "
+        "with actor lr 3e-4, -571.8; lr 7e-4 with network.log_std_init=-1, -280.6."),
     "configs/breakout_minatar_ppo.yaml": (
         "8 seeds in one vmapped call took 108 minutes on these 2 cores (about 9 MFLOP per env "
         "step: the 2x256 MLP over 400 inputs, forward and backward, 4 epochs), sharing them with "
