@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
+from pgjax.bench import write_section  # noqa: E402
 from pgjax.run import compiler_options  # noqa: E402
 from pgjax.scaling import apply_overrides_scaled  # noqa: E402
 
@@ -183,14 +184,7 @@ def _load(r: dict) -> str:
 
 
 def write_results(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + section + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(current)
+    write_section(RESULTS, BEGIN, END, text)
 
 
 def main(argv: list[str] | None = None) -> int:

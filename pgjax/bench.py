@@ -64,6 +64,22 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def write_section(path, begin: str, end: str, text: str) -> None:
+    """Replaces the text between the ``begin`` and ``end`` marker lines of ``path`` (a results
+    file such as benchmarks/RESULTS.md) with ``text``; appends the marked section if absent."""
+    from pathlib import Path  # noqa: PLC0415
+
+    path = Path(path)
+    current = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"{begin}\n{text.rstrip(chr(10))}\n{end}"
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + section + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(current)
+
+
 def machine_info() -> dict[str, Any]:
     """Date, CPU, cores, memory, accelerator and software: the header of every result."""
     import jax  # noqa: PLC0415

@@ -168,3 +168,30 @@ def test_time_to_solve_script_runs_the_product_programs(tmp_path):
     assert single["compile_s"] > 0 and single["chunks_run"] >= 1
     # 100k env steps a chunk: the a2c preset solves CartPole within the budget.
     assert single["solved"] == [True] and all(batched["solved"])
+
+
+def test_large_batch_script_counts_updates_and_env_steps_to_target(tmp_path):
+    """benchmarks/large_batch.py end to end on a tiny budget: the rule's changes are recorded,
+    and steps to target are the update count at the reaching evaluation times the batch."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = tmp_path / "lb.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/large_batch.py", "--cases", "cartpole_ppo",
+         "--num-envs", "16,64", "--seeds", "2", "--budget-scale", "0.05", "--evals", "3",
+         "--eval-episodes", "2", "--json", str(out)],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    small, large = json.loads(out.read_text())["results"]
+    assert small["scaling"] == [] and large["scaling"][0] == "training.num_envs 16 -> 64"
+    assert (large["n_steps"], large["steps_per_update"]) == (8, 64 * 8)
+    for r in (small, large):
+        assert len(r["curve"]) == r["num_updates"] // r["eval_every"]
+        assert len(r["final_greedy"]) == len(r["final_sampled"]) == 2
+        if r["reached"]:
+            assert r["env_steps_to_target"]["max"] == (
+                r["updates_to_target"]["max"] * r["steps_per_update"])
+            assert r["updates_to_target"]["max"] % r["eval_every"] == 0
