@@ -134,15 +134,16 @@ def scale_to_num_envs(config: Config, num_envs: int, *,
     k = num_envs / n0
     on = explicit.get("training.scale_with_num_envs", t.scale_with_num_envs)
     shared = explicit.get("network.shared_trunk", config.network.shared_trunk)
-    if k > 1 and on and explicit.get("algorithm.name", a.name) not in EPISODIC_ALGORITHMS:
-        if a.name == "ppo":
+    name = explicit.get("algorithm.name", a.name)
+    if k > 1 and on and name not in EPISODIC_ALGORITHMS:
+        if name == "ppo":
             put("env.normalize_obs", True, "running statistics of N x T observations per update")
         steps = explicit.get("algorithm.n_steps", a.n_steps)
         if "algorithm.n_steps" not in explicit and a.n_steps > MIN_STEPS:
             steps = max(MIN_STEPS, min(a.n_steps, _pow2_floor(a.n_steps / k)))
             put("algorithm.n_steps", steps, f"{a.n_steps} * {n0}/{num_envs}, at least {MIN_STEPS}")
         batch0, batch = n0 * a.n_steps, num_envs * steps
-        if a.name == "ppo":
+        if name == "ppo":
             minibatches = explicit.get("algorithm.minibatches", a.minibatches)
             mb0 = batch0 // a.minibatches
             if "algorithm.minibatches" not in explicit:
@@ -165,9 +166,10 @@ def scale_to_num_envs(config: Config, num_envs: int, *,
                 put("optimizer.critic_lr", _round(o.critic_lr * factor),
                     f"x sqrt({batch}/{batch0})")
                 put("optimizer.anneal_lr", True, "larger steps end small")
-            put("algorithm.normalize_advantages", True,
-                "a large batch fits the critic well and its advantages shrink; unnormalised, "
-                "the entropy bonus then outweighs them")
+            if factor > 1:
+                put("algorithm.normalize_advantages", True,
+                    "a large batch fits the critic well and its advantages shrink; "
+                    "unnormalised, the entropy bonus then outweighs them")
     sections = {name: dataclasses.replace(getattr(config, name), **values)
                 for name, values in new.items()}
     scaled = dataclasses.replace(config, **sections)

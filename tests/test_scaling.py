@@ -193,3 +193,13 @@ def test_pgjax_train_prints_what_the_rule_derived_and_saves_it(tmp_path):
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert (saved.training.num_envs, saved.algorithm.n_steps, saved.algorithm.epochs) == (64, 8, 1)
     assert saved.algorithm.recompute_advantages
+
+
+def test_an_explicit_algorithm_name_picks_the_rule():
+    a2c = apply_overrides(Config(), [])  # a2c, 16 envs x 8 steps
+    s = apply_overrides_scaled(a2c, ["training.num_envs=1024", "algorithm.name=ppo"])
+    assert s.config.algorithm.name == "ppo" and s.config.algorithm.recompute_advantages is False
+    # ppo's rule: minibatch 128 / 4 = 32 samples -> 32 * sqrt(64) = 256, so 32 of them.
+    assert s.config.algorithm.minibatches == 32 and s.config.env.normalize_obs
+    s = apply_overrides_scaled(a2c, ["training.num_envs=1024", "algorithm.name=reinforce"])
+    assert s.changes == ("training.num_envs 16 -> 1024",)
