@@ -472,8 +472,8 @@ def make_train(config: Config, *, env: Env | None = None) -> Trainer:
                                jnp.where(traj.terminated, 0.0, following))
         return value, next_value
 
-    def _ppo_epochs(state: TrainState, batch: _Batch, key: Array, lr_scale: Array, traj=None,
-                    last_obs: Array | None = None):
+    def _ppo_epochs(state: TrainState, batch: _Batch, key: Array, lr_scale: Array, traj,
+                    last_obs: Array | None):
         size = derived.batch_size
         hp = state.hparams
 
