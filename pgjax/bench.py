@@ -237,7 +237,7 @@ def _env_only(env, num_envs: int, num_steps: int):
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    spec, step = env.spec, jax.vmap(env.env.step, in_axes=(0, 0, 0, None))
+    spec, step = env.spec, jax.vmap(env.step)
 
     def random_action(key):
         if spec.discrete:
@@ -249,8 +249,7 @@ def _env_only(env, num_envs: int, num_steps: int):
         return jax.random.uniform(key, shape, minval=low, maxval=high)
 
     def reset(key):
-        obs, state = jax.vmap(env.env.reset, in_axes=(0, None))(
-            jax.random.split(key, num_envs), env.params)
+        obs, state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
         return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), (state, obs))  # strong types
 
     def run(carry, key):
@@ -258,7 +257,7 @@ def _env_only(env, num_envs: int, num_steps: int):
             state, _, reward_sum = carry
             act_key, env_key = jax.random.split(step_key)
             obs, state, reward, _, _, _ = step(
-                jax.random.split(env_key, num_envs), state, random_action(act_key), env.params)
+                jax.random.split(env_key, num_envs), state, random_action(act_key))
             return (state, obs, reward_sum + jnp.sum(reward)), None
 
         state, obs = carry

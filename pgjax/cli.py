@@ -199,12 +199,14 @@ def _render(args: argparse.Namespace) -> int:
     if not 0 <= args.seed_index < seeds:
         raise RunError(f"--seed-index {args.seed_index}: the run has {seeds} seed(s), "
                        f"so it must be in 0..{seeds - 1}")
-    problem = plot.render_problem(config.env.name)
-    if problem:
-        raise RunError(problem)
     # One episode of one seed: one device, whatever the run trained on.
     trainer = run.build_trainer(apply_overrides(config, ["training.eval_episodes=1",
                                                          "training.devices=1"]))
+    render_problem = getattr(trainer.env, "render_problem", None)
+    problem = (f"{config.env.name} cannot be drawn: its env has no render method"
+               if not hasattr(trainer.env, "render") else render_problem and render_problem())
+    if problem:
+        raise RunError(problem)
     state, step = _restore(directory, trainer, args.checkpoint)
     state = jax.tree.map(lambda x: x[args.seed_index], state)
     key = jax.random.split(run.seed_keys(config, seeds)[args.seed_index])[1]
@@ -214,8 +216,7 @@ def _render(args: argparse.Namespace) -> int:
     frames = [jax.tree.map(lambda x: x[t], states) for t in range(length)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot.render_episode(trainer.env.env, trainer.env.params, frames,
-                        [float(r) for r in np.asarray(returns)[:length]], out)
+    trainer.env.render(frames, [float(r) for r in np.asarray(returns)[:length]], out)
     run.say(f"{out}: seed {args.seed_index}, {args.checkpoint} checkpoint (chunk {step}), "
             f"{length} steps, return {float(np.asarray(returns)[length - 1]):.1f}")
     return 0
@@ -233,7 +234,7 @@ def _episode_fn(trainer, *, greedy: bool):
     def episode(state, key):
         obs_stats = state.obs_stats if state.rollout is None else state.rollout.obs_stats
         reset_key, key = jax.random.split(key)
-        obs, env_state = env.env.reset(reset_key, env.params)
+        obs, env_state = env.reset(reset_key)
 
         def step(carry, step_key):
             obs, env_state, alive, total = carry
@@ -241,8 +242,8 @@ def _episode_fn(trainer, *, greedy: bool):
             policy_obs = obs if obs_stats is None else normalize_obs(obs_stats, obs)
             dist = trainer.networks.actor(state.params, policy_obs)
             action = dist.mode() if greedy else dist.sample(act_key)
-            next_obs, next_state, reward, terminated, truncated, _ = env.env.step(
-                env_key, env_state, env_action(spec, action), env.params)
+            next_obs, next_state, reward, terminated, truncated, _ = env.step(
+                env_key, env_state, env_action(spec, action))
             total = total + reward
             done = terminated | truncated
             return (next_obs, next_state, alive & ~done, total), (env_state, total, alive)
@@ -345,12 +346,14 @@ def _table(rows: list[dict]) -> str:
 
 
 def _envs(args: argparse.Namespace) -> int:
-    import gymnax
+    from pgjax.envs import env_names, make_env
 
-    from pgjax.envs import make_env
-
-    width = max(len(name) for name in gymnax.registered_envs)
-    for name in gymnax.registered_envs:
+    names = env_names()
+    width = max(len(name) for _, name, _ in names)
+    for family, name, reason in names:
+        if reason:
+            print(f"{name:<{width}}  not supported: {reason}")
+            continue
         try:
             spec = make_env(name).spec
         except Exception as error:  # noqa: BLE001  (list what cannot be built, with why)

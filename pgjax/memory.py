@@ -178,7 +178,7 @@ def env_sizes(env) -> tuple[int, int, int]:
     """
     import jax  # noqa: PLC0415
 
-    obs, state = jax.eval_shape(env.env.reset, jax.random.key(0), env.params)
+    obs, state = jax.eval_shape(env.reset, jax.random.key(0))
     state_bytes = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(state))
     space = env.spec.action_space
     action_size = space.n if env.spec.discrete else math.prod(space.shape)

@@ -1,15 +1,14 @@
-"""Learning curves and episode animations for the ``pgjax`` command (host layer).
+"""Learning curves for the ``pgjax`` command (host layer).
 
 Curves are drawn with matplotlib's Agg backend (no display needed): the mean over seeds of
 each chunk's episode return against env steps, a band of one standard deviation, and a dashed
 line at the environment's solve threshold where it has one (:data:`SOLVE_THRESHOLDS`).
-:func:`render_episode` draws one episode through gymnax's visualiser.
+Episode animations are the env adapter's (``Env.render``, e.g. :mod:`pgjax.envs.gymnax`).
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import warnings
 from collections.abc import Sequence
@@ -25,15 +24,6 @@ SOLVE_THRESHOLDS = {
     "MountainCar-v0": -110.0,
     "MountainCarContinuous-v0": 90.0,
 }
-
-# Environments gymnax's Visualizer draws (gymnax/visualize/visualizer.py); the classic-control
-# ones go through gymnasium's renderer, which needs pygame.
-_GYM_DRAWN = ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
-              "MountainCarContinuous-v0")
-_OTHERS_DRAWN = ("Catch-bsuite", "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar",
-                 "Seaquest-MinAtar", "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
-                 "MetaMaze-misc", "FourRooms-misc")
-RENDERABLE = _GYM_DRAWN + _OTHERS_DRAWN
 
 
 class Curve(NamedTuple):
@@ -117,31 +107,3 @@ def plot_curves(curves: Sequence[Curve], path: str | os.PathLike, *, title: str 
         os.replace(tmp, path)  # a reader never sees half a PNG
     finally:
         plt.close(fig)
-
-
-def render_problem(env_name: str) -> str | None:
-    """Why gymnax's visualiser cannot draw ``env_name`` here, or None if it can."""
-    if env_name not in RENDERABLE:
-        return (f"gymnax's visualiser cannot draw {env_name}; it draws "
-                f"{', '.join(RENDERABLE)}")
-    if env_name in _GYM_DRAWN and importlib.util.find_spec("pygame") is None:
-        return (f"drawing {env_name} needs pygame (gymnasium's classic-control renderer), "
-                "which is not installed: pip install pygame")
-    return None
-
-
-def render_episode(env: Any, env_params: Any, states: Sequence[Any], returns: Sequence[float],
-                   path: str | os.PathLike) -> None:
-    """Animates one episode with gymnax's ``Visualizer`` and saves it (a GIF for ``.gif``).
-
-    Args:
-      env: the gymnax environment (``pgjax.envs.Env.env``).
-      env_params: its params.
-      states: the env state before each step, one per frame.
-      returns: the return so far at each frame, shown in the title.
-      path: where to write the animation.
-    """
-    _pyplot()
-    from gymnax.visualize import Visualizer  # noqa: PLC0415
-
-    Visualizer(env, env_params, list(states), list(returns)).animate(os.fspath(path))

@@ -1,4 +1,4 @@
-"""Rollouts: a ``lax.scan`` over time of N vmapped gymnax environments.
+"""Rollouts: a ``lax.scan`` over time of N vmapped environments (:class:`pgjax.envs.Env`).
 
 Everything here is a pure function of explicit inputs (policy params, rollout
 state, a PRNG key), so a rollout can be jitted, scanned inside a training
@@ -12,11 +12,11 @@ Conventions (see :mod:`pgjax.types`):
   ``obs[t]``.
 * **Episode ends.** ``terminated[t]``: a true terminal state was reached, no
   bootstrap. ``truncated[t]``: the time limit cut the episode and it did not
-  terminate (gymnax may report both; terminated wins). gymnax auto-resets, so
+  terminate (the env adapter makes them exclusive). Envs auto-reset, so
   after a done step ``obs[t + 1]`` is the first observation of a new episode.
 * **next_value.** ``next_value[t]`` is V of the observation that followed step
   t in the *same* episode: ``value[t + 1]`` inside an episode, V of the
-  pre-reset ``info["final_observation"]`` on a truncated step, and ``0`` on a
+  pre-reset ``EnvStep.final_obs`` on a truncated step, and ``0`` on a
   terminated step (callers mask it by ``1 - terminated`` anyway). It is never
   V of a reset observation.
 
@@ -28,7 +28,7 @@ PRNG keys (a reference implementation can reproduce a rollout from these):
   ``act_key, env_key = jax.random.split(step_key)``. The whole batch of
   actions is ``dist.sample(act_key)`` for ``dist = apply_fn(params, obs[t])``
   over all N observations at once, and environment ``i`` steps with
-  ``jax.random.split(env_key, N)[i]`` (gymnax splits that again into its step
+  ``jax.random.split(env_key, N)[i]`` (the gymnax adapter splits that again into its step
   and auto-reset keys).
 * the episodic rollout uses ``reset_key, rollout_key = jax.random.split(key)``
   and then the two schemes above.
@@ -41,8 +41,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pgjax.envs import Env, ObsStats, init_obs_stats, normalize_obs as _normalize
-from pgjax.envs import update_obs_stats, uses_obs_normalization
+from pgjax.envs.base import Env
+from pgjax.envs.obs import ObsStats, init_obs_stats, normalize_obs as _normalize
+from pgjax.envs.obs import update_obs_stats, uses_obs_normalization
 from pgjax.networks import env_action
 from pgjax.types import Transition
 
@@ -55,7 +56,7 @@ class RolloutState(NamedTuple):
     """What a rollout carries from one call to the next.
 
     Attributes:
-      env_state: the batched gymnax state, leaves ``[N, ...]``.
+      env_state: the batched env state, leaves ``[N, ...]``.
       obs: the current raw (unnormalised) observation, ``[N, *obs_shape]``.
       obs_stats: running observation statistics, or ``None`` without
         observation normalisation.
@@ -164,7 +165,7 @@ def _total(stats: EpisodeStats) -> EpisodeStats:
 def _strip_weak_types(tree: Any) -> Any:
     """Gives every leaf a strong dtype.
 
-    gymnax resets return some leaves weakly typed (e.g. Pendulum's ``last_u``,
+    Env resets may return some leaves weakly typed (e.g. Pendulum's ``last_u``,
     every env's ``time``) that ``env.step`` returns strongly typed. A state
     whose types change between calls would make ``jit`` compile ``rollout``
     twice, so states are normalised to strong types on the way in and out.
@@ -174,7 +175,7 @@ def _strip_weak_types(tree: Any) -> Any:
 
 def _make_step(env: Env, apply_fn: ApplyFn, num_envs: int):
     """One vectorised env step under the policy: the shared scan body."""
-    step_envs = jax.vmap(env.env.step, in_axes=(0, 0, 0, None))
+    step_envs = jax.vmap(env.step)
 
     def step(params, obs_stats, env_state, obs, key):
         act_key, env_key = jax.random.split(key)
@@ -182,14 +183,11 @@ def _make_step(env: Env, apply_fn: ApplyFn, num_envs: int):
         dist, value = apply_fn(params, policy_obs)
         action = dist.sample(act_key)
         log_prob = dist.log_prob(action)
-        next_obs, env_state, reward, terminated, truncated, info = step_envs(
+        next_obs, env_state, reward, terminated, truncated, final_obs = step_envs(
             jax.random.split(env_key, num_envs),
             env_state,
             env_action(env.spec, action),
-            env.params,
         )
-        terminated = terminated.astype(bool)
-        truncated = truncated.astype(bool) & ~terminated
 
         # V(final observation) is only needed where an episode was truncated,
         # which for time limits is rare: one batch-level cond keeps the extra
@@ -204,7 +202,7 @@ def _make_step(env: Env, apply_fn: ApplyFn, num_envs: int):
             jnp.any(truncated),
             final_value,
             lambda _: jnp.zeros_like(value),
-            info["final_observation"],
+            final_obs,
         )
         out = _StepOut(
             obs=policy_obs,
@@ -259,7 +257,7 @@ def make_rollout(
     sends ``env_action(spec, action)`` (for box spaces: rescaled from
     normalised units to the box, then clipped) to ``jax.vmap(env.step)``, and
     keeps the sampled action itself and its log-prob.
-    Episodes that end are reset by gymnax; their returns and lengths go into
+    Episodes that end are reset by the env; their returns and lengths go into
     :class:`EpisodeStats`, accumulated inside the scan (no host callbacks).
 
     With ``normalize_obs=True`` the policy sees
@@ -314,7 +312,7 @@ def make_rollout(
 
     def reset(key: Array) -> RolloutState:
         keys = jax.random.split(key, num_envs)
-        obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(keys, env.params)
+        obs, env_state = jax.vmap(env.reset)(keys)
         state = RolloutState(
             env_state=_strip_weak_types(env_state),
             obs=_strip_weak_types(obs),
@@ -437,9 +435,7 @@ def make_episodic_rollout(
         if not normalize_obs:
             obs_stats = None
         reset_key, rollout_key = jax.random.split(key)
-        obs, env_state = jax.vmap(env.env.reset, in_axes=(0, None))(
-            jax.random.split(reset_key, num_envs), env.params
-        )
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
 
         def live_step(carry, step_key):
             env_state, obs, alive, new_stats = carry

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import difflib
 import functools
 import gc
 import math
@@ -127,18 +126,14 @@ def config_diff(old: Config, new: Config) -> list[str]:
 
 def build_trainer(config: Config):
     """``make_train(config)``, with env and action-space problems raised as ConfigError."""
-    import gymnax  # noqa: PLC0415  (deferred: seconds to import)
-
-    from pgjax.envs import make_env  # noqa: PLC0415
+    from pgjax.envs import find_family, make_env  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     name = config.env.name
-    valid = list(gymnax.registered_envs)
-    if name not in valid:
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"env.name={name!r}: unknown environment; {hint}"
-                          f"valid names: {', '.join(valid)} (see pgjax envs)")
+    try:
+        find_family(name)
+    except ValueError as e:
+        raise ConfigError(f"env.name: {e} (see pgjax envs)") from e
     try:
         env = make_env(name, **dict(config.env.params))
     except (ValueError, TypeError) as e:

@@ -129,7 +129,7 @@ BAD = [  # (argv, part of the one-line message)
     (["train", "--set", "env.name=Pendulum-v1", "--set", "network.cnn=true"],
      "Pendulum-v1 has obs_shape (3,)"),
     (["train", "--set", "env.name=CartPol-v1"],
-     "env.name='CartPol-v1': unknown environment; did you mean 'CartPole-v1'? valid names: "),
+     "env.name: unknown environment 'CartPol-v1'; did you mean 'CartPole-v1' or "),
     (["train", "--set", "env.params.gravityy=1.0"], "unknown parameter(s) 'gravityy'"),
     (["train", "bad.yaml"], "bad.yaml:4: invalid YAML"),
     (["train", "missing.yaml"], "missing.yaml: cannot read config file"),

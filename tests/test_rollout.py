@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import pgjax.rollout
-from pgjax.envs import Env, init_obs_stats, make_env, normalize_obs, update_obs_stats
+from pgjax.envs import GymnaxEnv, init_obs_stats, make_env, normalize_obs, update_obs_stats
 from pgjax.distributions import Categorical
 from pgjax.networks import env_action, make_networks
 from pgjax.rollout import EpisodeStats, RolloutState, make_episodic_rollout, make_rollout
@@ -152,7 +152,7 @@ def test_continuous_actions_are_clipped_for_the_env():
             obs, state, _, done, info = super().step_env(key, state, action, params)
             return obs, state, jnp.sum(action), done, info
 
-    env = Env(RewardIsAction(), PENDULUM.params, PENDULUM.spec)
+    env = GymnaxEnv(RewardIsAction(), PENDULUM.params, PENDULUM.spec)
     nets, params = _policy("Pendulum-v1")
     reset, rollout = make_rollout(env, nets.apply, num_envs=64, num_steps=8)
     _, traj, _ = jax.jit(rollout)(params, reset(jax.random.key(0)), jax.random.key(1))

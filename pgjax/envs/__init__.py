@@ -1,0 +1,27 @@
+"""Environments: pgjax's :class:`Env` protocol, one adapter per env family, observation
+statistics.
+
+* :mod:`pgjax.envs.base`: the protocol (:class:`Env`, :class:`EnvStep`), the family
+  registry (:func:`register_family`) and :func:`make_env`;
+* :mod:`pgjax.envs.gymnax`: the gymnax adapter (:func:`wrap_env`, :class:`GymnaxEnv`), the
+  only module that imports gymnax;
+* :mod:`pgjax.envs.obs`: observation statistics (:class:`ObsStats`,
+  :func:`update_obs_stats`, :func:`normalize_obs`, :func:`uses_obs_normalization`).
+
+Adding an env family: write an adapter whose envs follow :class:`Env` and call
+``register_family(EnvFamily(name, names, make))`` (docs/design.md, "Adding an env family").
+Or pass any object following :class:`Env` to ``make_train(config, env=...)``.
+"""
+
+from pgjax.envs import gymnax as _gymnax  # noqa: F401  (registers the gymnax family first)
+from pgjax.envs.base import (Env, EnvFamily, EnvStep, env_names, families, find_family,
+                             make_env, register_family)
+from pgjax.envs.gymnax import GymnaxEnv, wrap_env
+from pgjax.envs.obs import (ObsStats, init_obs_stats, normalize_obs, update_obs_stats,
+                            uses_obs_normalization)
+
+__all__ = [
+    "Env", "EnvFamily", "EnvStep", "GymnaxEnv", "ObsStats", "env_names", "families",
+    "find_family", "init_obs_stats", "make_env", "normalize_obs", "register_family",
+    "update_obs_stats", "uses_obs_normalization", "wrap_env",
+]

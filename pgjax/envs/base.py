@@ -1,0 +1,163 @@
+"""pgjax's environment protocol and the registry of environment families.
+
+Everything above this package (rollouts, evaluation, rendering, benchmarks, memory
+estimates) talks to environments through :class:`Env` only; each env library has one
+adapter module here (``pgjax/envs/gymnax.py`` is the only module that imports gymnax).
+
+An :class:`Env` is one environment, unbatched; callers ``jax.vmap`` it:
+
+* ``spec``: an :class:`~pgjax.types.EnvSpec` (observation shape, action space, time limit);
+* ``reset(key) -> (obs, state)``;
+* ``step(key, state, action) -> EnvStep``: ``action`` in the env's own units (for a box:
+  already rescaled and clipped by :func:`pgjax.networks.env_action`). The step **resets
+  automatically** where an episode ended: ``EnvStep.obs`` is then the first observation of
+  the next episode, and ``EnvStep.final_obs`` the observation the ended episode reached
+  (equal to ``obs`` on the other steps). ``terminated`` and ``truncated`` are bool,
+  ``truncated`` only where the episode did not terminate (a time limit, bootstrapped).
+
+Optional: ``render(states, returns, path)`` draws an episode from the env state before each
+step (``pgjax render``); ``render_problem()`` says why it cannot (None when it can).
+
+An env family is a named way of building envs by name (:func:`register_family`);
+:func:`make_env` looks a name up in every family, or in one with ``"family:name"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, NamedTuple, Protocol, Sequence, runtime_checkable
+
+import jax
+
+from pgjax.types import EnvSpec
+
+Array = jax.Array
+
+
+class EnvStep(NamedTuple):
+    """What :meth:`Env.step` returns (one env; leaves ``[N, ...]`` under ``vmap``).
+
+    Attributes:
+      obs: the next observation; the first of a new episode where this step ended one.
+      state: the env state after the step (after the reset where the episode ended).
+      reward: the reward for the action.
+      terminated: bool, a true terminal state (no bootstrap).
+      truncated: bool, the time limit cut the episode, and it did not terminate.
+      final_obs: the observation the step reached before any reset (``obs`` where the
+        episode goes on): what a truncated step bootstraps from.
+    """
+
+    obs: Array
+    state: Any
+    reward: Array
+    terminated: Array
+    truncated: Array
+    final_obs: Array
+
+
+@runtime_checkable
+class Env(Protocol):
+    """One environment, unbatched (see the module docstring for the contract)."""
+
+    spec: EnvSpec
+
+    def reset(self, key: Array) -> tuple[Array, Any]: ...
+
+    def step(self, key: Array, state: Any, action: Array) -> EnvStep: ...
+
+
+class EnvFamily(NamedTuple):
+    """A named source of environments.
+
+    Attributes:
+      name: the family's name, the prefix of ``"family:env"`` names.
+      names: ``() -> names`` of the envs it builds (may import its library).
+      make: ``(name, **params) -> Env``; raises ValueError for unknown params.
+      unsupported: ``() -> {name: reason}`` for listed envs pgjax cannot train.
+    """
+
+    name: str
+    names: Callable[[], Sequence[str]]
+    make: Callable[..., Env]
+    unsupported: Callable[[], dict[str, str]] = dict
+
+
+_FAMILIES: dict[str, EnvFamily] = {}
+
+
+def register_family(family: EnvFamily) -> None:
+    """Adds (or replaces) an env family; :func:`make_env` then finds its names."""
+    _FAMILIES[family.name] = family
+
+
+def families() -> dict[str, EnvFamily]:
+    """The registered families, in registration order (gymnax first)."""
+    return dict(_FAMILIES)
+
+
+def env_names() -> list[tuple[str, str, str | None]]:
+    """Every env a family can build: ``(family, name, reason it is unsupported or None)``."""
+    rows = []
+    for family in _FAMILIES.values():
+        unsupported = family.unsupported()
+        rows += [(family.name, name, unsupported.get(name)) for name in family.names()]
+    return rows
+
+
+def find_family(name: str) -> tuple[EnvFamily, str]:
+    """The family that builds ``name`` and the name inside it.
+
+    Raises:
+      ValueError: for an unknown name (closest names suggested, every valid one listed),
+        or one that its family marks unsupported (with the reason).
+    """
+    if ":" in name and name.split(":", 1)[0] in _FAMILIES:
+        family, inner = _FAMILIES[name.split(":", 1)[0]], name.split(":", 1)[1]
+        candidates = list(family.names())
+    else:
+        family, inner, candidates = None, name, []
+        for fam in _FAMILIES.values():
+            names = list(fam.names())
+            candidates += names
+            if family is None and name in names:
+                family = fam
+    if family is None or inner not in candidates:
+        close = difflib.get_close_matches(inner, candidates, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown environment {name!r}; {hint}valid names: "
+                         f"{', '.join(candidates)}")
+    reason = family.unsupported().get(inner)
+    if reason:
+        raise ValueError(f"environment {name!r} is not supported: {reason}.")
+    return family, inner
+
+
+def make_env(name: str, **env_params: Any) -> Env:
+    """Builds an environment by name, overriding its default params.
+
+    Args:
+      name: an env name of a registered family, e.g. ``"CartPole-v1"``, ``"Pendulum-v1"``,
+        ``"Breakout-MinAtar"`` (gymnax), or ``"family:name"`` to pick the family.
+        ``pgjax envs`` lists them all.
+      **env_params: the env's params to override, e.g. ``max_steps_in_episode=20``.
+
+    Returns:
+      An :class:`Env` whose ``spec.max_steps_in_episode`` reflects the overrides.
+
+    Raises:
+      ValueError: for an unknown or unsupported name (the message suggests the closest
+        names), an unknown param (the message lists the valid ones), or an action space
+        pgjax cannot act in.
+
+    Examples:
+      >>> env = make_env("CartPole-v1", max_steps_in_episode=20)
+      >>> env.spec.obs_shape, env.spec.action_space, env.spec.max_steps_in_episode
+      ((4,), DiscreteSpace(n=2), 20)
+      >>> make_env("Pendulum-v1").spec.action_space
+      BoxSpace(shape=(1,), low=-2.0, high=2.0)
+      >>> spec = make_env("FrozenLake-misc").spec  # a state index in 0..15
+      >>> spec.obs_shape, spec.obs_num_values
+      ((), 16)
+    """
+    family, inner = find_family(name)
+    return family.make(inner, **env_params)
