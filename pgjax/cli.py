@@ -228,11 +228,12 @@ def _episode_fn(trainer, *, greedy: bool):
 
     from pgjax.envs import normalize_obs  # noqa: PLC0415
     from pgjax.networks import env_action  # noqa: PLC0415
+    from pgjax.train import observation_stats  # noqa: PLC0415
 
     env, spec = trainer.env, trainer.env.spec
 
     def episode(state, key):
-        obs_stats = state.obs_stats if state.rollout is None else state.rollout.obs_stats
+        obs_stats = observation_stats(state)
         reset_key, key = jax.random.split(key)
         obs, env_state = env.reset(reset_key)
 

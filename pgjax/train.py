@@ -188,6 +188,12 @@ def loss_slices(config: Config, *, num_devices: int = 1, platform: str = "cpu") 
     return grad_slices(max(a.n_steps * envs // a.minibatches, 1), 1, max_samples)
 
 
+def observation_stats(state: TrainState) -> ObsStats | None:
+    """The observation statistics the policy of ``state`` acts with (None without
+    observation normalisation); apply them with :func:`pgjax.envs.normalize_obs`."""
+    return state.obs_stats if state.rollout is None else state.rollout.obs_stats
+
+
 def _ep_metrics(stats: EpisodeStats) -> Metrics:
     count = stats.count.astype(jnp.float32)
     return {
