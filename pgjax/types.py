@@ -9,7 +9,7 @@ from the value of the pre-reset observation). ``done = terminated | truncated``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
@@ -87,6 +87,9 @@ class Transition(NamedTuple):
       next_value: V of the observation that followed step t *in the same
         episode*: the pre-reset final observation when step t ended an
         episode, ``[T, N]``. Multiply by ``1 - terminated`` before use.
+      carry: a recurrent network's state before step t, leaves ``[T, N, ...]``
+        (reset to the network's initial carry at every episode start); None for
+        feedforward networks.
     """
 
     obs: Array
@@ -97,6 +100,7 @@ class Transition(NamedTuple):
     log_prob: Array
     value: Array
     next_value: Array
+    carry: Any = None
 
     @property
     def done(self) -> Array:
