@@ -44,7 +44,7 @@ class EnvConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AlgorithmConfig:
-    """Which advantage estimator and surrogate, and their coefficients (see DESIGN.md)."""
+    """Which advantage estimator and surrogate, and their coefficients (see docs/design.md)."""
 
     name: str = "a2c"  # a registered algorithm: pgjax.algos.names()
     gamma: float = 0.99  # discount, in (0, 1]

@@ -40,7 +40,7 @@ from pgjax.learner import (AUTO_SLICE_SAMPLES, grad_slices, loss_slices, lr_of, 
                            make_gradient_step, optimizer)
 from pgjax.networks import Networks, make_networks
 from pgjax.rollout import EpisodeStats, RolloutState, make_episodic_rollout, make_rollout
-from pgjax.rollout import policy_step
+from pgjax.acting import policy_step
 from pgjax.sharding import Sharding, make_sharding
 
 Array = jax.Array

@@ -1,6 +1,6 @@
 """Named containers shared across pgjax's layers.
 
-Conventions (see DESIGN.md): arrays are time-major, ``[T, N, ...]`` for T steps
+Conventions (see docs/design.md): arrays are time-major, ``[T, N, ...]`` for T steps
 by N environments. ``reward[t]`` is the reward received for ``action[t]``.
 ``terminated[t]`` means the episode reached a true terminal state at step t
 (no bootstrap); ``truncated[t]`` means it was cut by a time limit (bootstrap
