@@ -26,6 +26,7 @@ options (num_envs, n_steps, network sizes, epochs, minibatches) are static.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -144,6 +145,53 @@ def _ep_metrics(stats: EpisodeStats) -> Metrics:
     }
 
 
+def as_hparams(hparams: Any) -> HParams:
+    """``hparams`` as float32 :class:`HParams`, refusing what is not one (a dict, a tuple of
+    the wrong length) and concrete values outside their ranges (traced ones cannot be
+    checked: a vmapped sweep's values are the caller's to choose)."""
+    if not isinstance(hparams, HParams):
+        raise TypeError(f"hparams: expected a pgjax.HParams, got {type(hparams).__name__}; "
+                        "build one with trainer.hparams._replace(gamma=..., ...)")
+    hparams = HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
+    ranges = {"gamma": (0.0, 1.0), "gae_lambda": (0.0, 1.0), "clip_eps": (0.0, None),
+              "actor_lr": (0.0, None), "critic_lr": (0.0, None), "entropy_coef": (0.0, None),
+              "value_coef": (0.0, None), "max_grad_norm": (0.0, None)}
+    for name, (low, high) in ranges.items():
+        value = getattr(hparams, name)
+        if isinstance(value, jax.core.Tracer):
+            continue
+        values = jax.device_get(value)
+        if (values < low).any() or (high is not None and (values > high).any()):
+            allowed = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+            raise ValueError(f"hparams.{name}={values.tolist()}: must be {allowed}")
+    return hparams
+
+
+def _check_arguments(config: Any, env: Any, networks: Any) -> None:
+    """One clear error for the arguments a caller is likely to get wrong."""
+    if not isinstance(config, Config):
+        raise TypeError(f"make_train: config must be a pgjax.config.Config, got "
+                        f"{type(config).__name__}; load one with pgjax.load_config(...) or "
+                        "pgjax.config.config_from_dict(a_dict)")
+    if env is not None and not isinstance(env, Env):
+        hint = (" (a gymnax environment: wrap it with pgjax.wrap_env(env, env_params))"
+                if hasattr(env, "default_params") else "")
+        raise TypeError(f"make_train: env must follow pgjax.envs.Env (spec, reset(key), "
+                        f"step(key, state, action)); got {type(env).__name__}{hint}")
+    if networks is not None and not isinstance(networks, Networks):
+        raise TypeError(f"make_train: networks must be a pgjax.Networks, got "
+                        f"{type(networks).__name__}")
+
+
+def _with_env_name(config: Config, env: Env) -> Config:
+    """The config that describes ``env``: a custom env's name replaces ``env.name`` (and the
+    params, which were not used to build it)."""
+    if env.spec.name == config.env.name.split(":")[-1]:
+        return config
+    return dataclasses.replace(config, env=dataclasses.replace(config.env, name=env.spec.name,
+                                                               params=()))
+
+
 def default_networks(config: Config, env: Env, algorithm: algos.Algorithm) -> Networks:
     """The networks ``config.network`` describes for ``env`` (a critic if the algorithm has one)."""
     net = config.network
@@ -197,9 +245,12 @@ def make_train(config: Config, *, env: Env | None = None,
       >>> metrics["loss"].shape  # 640 // (8 envs * 8 steps) updates
       (10,)
     """
+    _check_arguments(config, env, networks)
     algorithm = algos.get(config.algorithm.name)
     if env is None:
         env = make_env(config.env.name, **dict(config.env.params))
+    else:
+        config = _with_env_name(config, env)
     derived = derive(config, max_steps_in_episode=env.spec.max_steps_in_episode)
     if networks is None:
         networks = default_networks(config, env, algorithm)
@@ -229,7 +280,7 @@ def make_train(config: Config, *, env: Env | None = None,
     default = default_hparams(config)
 
     def init(key: Array, hparams: HParams | None = None) -> TrainState:
-        hparams = default if hparams is None else HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
+        hparams = default if hparams is None else as_hparams(hparams)
         key, net_key, env_key = jax.random.split(key, 3)
         params = sharding.replicated(networks.init(net_key))
         opt_state = {g: optimizer(config, lr_of(g, hparams), hparams.max_grad_norm).init(p)
@@ -270,11 +321,39 @@ def make_train(config: Config, *, env: Env | None = None,
         the policy sees it (normalised with the rollout's statistics); PPO with
         ``algorithm.recompute_advantages`` bootstraps from the current critic's value of it
         (without it, from the acting critic's ``traj.next_value[-1]``).
-        Returns ``(params, opt_state, metrics)``.
+        Returns ``(params, opt_state, metrics)``. It does not advance ``state.update`` (which
+        ``optimizer.anneal_lr`` reads, and from which env steps are counted): a caller running
+        its own loop sets ``state._replace(params=..., opt_state=..., update=state.update + 1)``.
+
+        Raises:
+          ValueError: at trace time, when ``traj``, ``mask`` or ``last_obs`` is not shaped as
+            this trainer's rollouts are (``[T, N]`` with T and N from the config), naming the
+            expected and the given shape.
         """
+        _check_rollout(traj, mask, last_obs)
         batch = algorithm.batch(traj, mask, state.hparams, config)
         return algorithm.update(learner, state.params, state.opt_state, batch, state.hparams,
                                 lr_scale_of(state), key, traj, last_obs)
+
+    def _check_rollout(traj, mask, last_obs) -> None:
+        steps = derived.rollout_length
+        want = (steps, t.num_envs)
+        what = ("max_steps_in_episode" if algorithm.episodic else "algorithm.n_steps")
+        fields = {"obs": want + env.spec.obs_shape, "reward": want, "terminated": want,
+                  "truncated": want, "log_prob": want, "value": want, "next_value": want}
+        for name, shape in fields.items():
+            got = tuple(jnp.shape(getattr(traj, name)))
+            if got != shape:
+                raise ValueError(
+                    f"learn: traj.{name} has shape {got}; this trainer's rollouts are "
+                    f"[T, N] = [{steps}, {t.num_envs}] (T = {what}, N = training.num_envs)"
+                    f", so expected {shape}")
+        if algorithm.episodic and (mask is None or tuple(jnp.shape(mask)) != want):
+            raise ValueError(f"learn: mask must mark the valid steps, shape {want}; got "
+                             f"{None if mask is None else tuple(jnp.shape(mask))}")
+        if last_obs is not None and tuple(jnp.shape(last_obs)) != want[1:] + env.spec.obs_shape:
+            raise ValueError(f"learn: last_obs has shape {tuple(jnp.shape(last_obs))}; "
+                             f"expected {want[1:] + env.spec.obs_shape}")
 
     def episodic_update(state: TrainState) -> tuple[TrainState, Metrics]:
         key, rollout_key = jax.random.split(state.key)
