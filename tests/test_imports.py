@@ -123,7 +123,8 @@ def test_the_walk_sees_imports():
     graph = import_graph()
     assert "pgjax.returns" in graph["pgjax.losses"]  # module level
     assert "pgjax.envs.gymnax" in graph["pgjax.envs"]  # `from pgjax.envs import gymnax`
-    assert "pgjax.train" in graph["pgjax.memory"]  # inside a function
+    assert "pgjax.plot" in graph["pgjax.host.summary"]  # inside a function
+    assert "pgjax.bench" in graph["pgjax.cli"]  # inside a function (pgjax bench's dispatch)
     assert "pgjax.host.loop" in graph["pgjax.host.commands"]
 
 
