@@ -45,7 +45,7 @@ import numpy as np
 
 from pgjax.bench import load_average, machine_info, write_section
 from pgjax.config import load_config
-from pgjax.run import compiler_options
+from pgjax.host.programs import compiler_options
 from pgjax.scaling import apply_overrides_scaled
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
 from pgjax.bench import write_section  # noqa: E402
-from pgjax.run import compiler_options  # noqa: E402
+from pgjax.host.programs import compiler_options  # noqa: E402
 from pgjax.scaling import apply_overrides_scaled  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -55,8 +55,8 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from machine import load_average, machine_info  # noqa: E402
 
-from pgjax.cli import use_compilation_cache  # noqa: E402
-from pgjax.run import compile_programs  # noqa: E402
+from pgjax.host.cache import use_compilation_cache  # noqa: E402
+from pgjax.host.programs import compile_programs  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ("a2c", "ppo", "reinforce", "reinforce_baseline")
@@ -66,8 +66,9 @@ THRESHOLD = 475.0
 def solve(config, seed: int, seeds: int | None) -> dict:
     """Compiles and trains until solved; ``seeds`` None for one seed, else a vmapped batch.
 
-    The programs are those ``pgjax train`` compiles (:func:`pgjax.run.compile_programs`:
-    init, the chunk and evaluate, vmapped over the seeds, with pgjax's compiler options).
+    The programs are those ``pgjax train`` compiles
+    (:func:`pgjax.host.programs.compile_programs`: init, the chunk and evaluate, vmapped over
+    the seeds, with pgjax's compiler options).
     """
     jax.clear_caches()
     start = time.perf_counter()

@@ -318,7 +318,7 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
     import jax  # noqa: PLC0415
 
     from pgjax.rollout import make_episodic_rollout, make_rollout  # noqa: PLC0415
-    from pgjax.run import compiler_options  # noqa: PLC0415
+    from pgjax.host.programs import compiler_options  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     probe = bench_config(config, num_envs, num_steps)
@@ -471,12 +471,12 @@ print(json.dumps(result))
 
 
 def compile_training_program(cache_dir: str | None, overrides: list[str]) -> dict[str, float]:
-    """Compiles what ``pgjax train`` compiles (:func:`pgjax.run.compile_programs`: init, a
-    chunk of updates and evaluation) for the default config with ``overrides``, using the
-    persistent compilation cache in ``cache_dir`` (None: no cache). Returns trace+lower and
-    compile seconds."""
-    from pgjax.cli import use_compilation_cache  # noqa: PLC0415
-    from pgjax.run import compile_programs  # noqa: PLC0415
+    """Compiles what ``pgjax train`` compiles (:func:`pgjax.host.programs.compile_programs`:
+    init, a chunk of updates and evaluation) for the default config with ``overrides``, using
+    the persistent compilation cache in ``cache_dir`` (None: no cache). Returns trace+lower
+    and compile seconds."""
+    from pgjax.host.cache import use_compilation_cache  # noqa: PLC0415
+    from pgjax.host.programs import compile_programs  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     if cache_dir is not None:

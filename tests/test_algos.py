@@ -141,7 +141,7 @@ def test_an_env_family_makes_its_names_available_by_name():
         assert env.spec.max_steps_in_episode == 7
         config = dataclasses.replace(CARTPOLE_A2C, env=dataclasses.replace(
             CARTPOLE_A2C.env, name="toy:Corridor-5"))
-        from pgjax.run import build_trainer
+        from pgjax.host.checks import build_trainer
 
         assert build_trainer(config).env.spec.name == "Corridor-5"
     finally:

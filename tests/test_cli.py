@@ -12,8 +12,9 @@ import types
 import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede gymnax)
 import pytest
 
-from pgjax import cli, run, rundir
+from pgjax import cli
 from pgjax.config import save_config
+from pgjax.host import cache, checks, config_io, programs, rundir
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 TINY = ["--set", "training.num_envs=4", "--set", "training.total_env_steps=3968",
@@ -81,15 +82,15 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
     for name in ("PGJAX_CACHE_DIR", "PGJAX_NO_CACHE", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     args = argparse.Namespace(cache_dir=None, no_cache=False)
-    assert cli.cache_dir(args) == pathlib.Path.home() / ".cache" / "pgjax" / "jax"
+    assert cache.cache_dir(args) == pathlib.Path.home() / ".cache" / "pgjax" / "jax"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cli.cache_dir(args) == tmp_path / "pgjax" / "jax"
+    assert cache.cache_dir(args) == tmp_path / "pgjax" / "jax"
     monkeypatch.setenv("PGJAX_CACHE_DIR", str(tmp_path / "env"))
-    assert cli.cache_dir(args) == tmp_path / "env"
-    assert cli.cache_dir(argparse.Namespace(cache_dir=str(tmp_path / "flag"))) == tmp_path / "flag"
-    assert cli.cache_dir(argparse.Namespace(cache_dir="x", no_cache=True)) is None
+    assert cache.cache_dir(args) == tmp_path / "env"
+    assert cache.cache_dir(argparse.Namespace(cache_dir=str(tmp_path / "flag"))) == tmp_path / "flag"
+    assert cache.cache_dir(argparse.Namespace(cache_dir="x", no_cache=True)) is None
     monkeypatch.setenv("PGJAX_NO_CACHE", "1")
-    assert cli.cache_dir(args) is None
+    assert cache.cache_dir(args) is None
 
 
 # ------------------------------------------------------------------ bad input: exit 2
@@ -103,7 +104,7 @@ def cwd(tmp_path, monkeypatch):
     (tmp_path / "existing" / "notes.txt").write_text("mine")
     for name, overrides in (("run", []), ("reacher", ["env.name=Reacher-misc"])):
         (tmp_path / name).mkdir()
-        config = run.read_config(run.resolve_config_path(None), overrides, None)
+        config = config_io.read_config(config_io.resolve_config_path(None), overrides, None)
         save_config(config, tmp_path / name / "config.yaml")
     return tmp_path
 
@@ -170,11 +171,11 @@ def test_resume_refuses_a_checkpoint_that_dropped_updates(cwd, capsys):
     from pgjax.config import config_to_dict, load_config  # noqa: PLC0415
 
     config = load_config(cwd / "run" / "config.yaml")
-    trainer = run.build_trainer(config)
+    trainer = checks.build_trainer(config)
     assert not trainer.derived.even
     state = jax.tree.map(lambda a: jax.random.wrap_key_data(np.zeros(
         jax.eval_shape(jax.random.key_data, a).shape, np.uint32)) if rundir._is_key(a)
-        else np.zeros(a.shape, a.dtype), run.abstract_state(trainer, 1))
+        else np.zeros(a.shape, a.dtype), programs.abstract_state(trainer, 1))
     checkpoints = rundir.Checkpoints(cwd / "run" / "checkpoints")
     checkpoints.save(1, state, {"chunk": 1, "elapsed_s": 0.0, "config": config_to_dict(config)},
                      0.0)

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pgjax import run
 from pgjax.config import Config, TrainingConfig, apply_overrides
+from pgjax.host.programs import (compile_programs, compiler_options, gc_paused, over_seeds,
+                                 seed_keys)
 from pgjax.train import make_train
 
 TINY = ["training.num_envs=4", "algorithm.n_steps=8", "training.total_env_steps=1024",
@@ -24,11 +25,11 @@ def _trainer(*overrides):
 def test_compiler_options_on_cpu(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
     assert jax.default_backend() == "cpu"
-    assert run.compiler_options() == {"xla_backend_optimization_level": 1}
-    assert run.compiler_options(runs_once=True) == {"xla_backend_optimization_level": 0}
+    assert compiler_options() == {"xla_backend_optimization_level": 1}
+    assert compiler_options(runs_once=True) == {"xla_backend_optimization_level": 0}
     # A level the user set in XLA_FLAGS wins: pgjax passes nothing.
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
-    assert run.compiler_options() is None
+    assert compiler_options() is None
 
 
 def test_compiler_options_compile_the_same_numbers():
@@ -47,17 +48,17 @@ def test_compiler_options_compile_the_same_numbers():
 
 def test_gc_paused_restores_the_collector():
     assert gc.isenabled()
-    with run.gc_paused():
+    with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
     gc.disable()
     try:
-        with run.gc_paused():
+        with gc_paused():
             pass
         assert not gc.isenabled()  # was off before: stays off
     finally:
         gc.enable()
-    with pytest.raises(ValueError), run.gc_paused():
+    with pytest.raises(ValueError), gc_paused():
         raise ValueError
     assert gc.isenabled()
 
@@ -67,7 +68,7 @@ def test_over_seeds_one_seed_matches_vmap():
         return {"sum": x + y, "prod": jnp.outer(x, x)}
 
     x, y = jnp.arange(3.0)[None], jnp.float32(2.0)
-    one = run.over_seeds(f, 1, in_axes=(0, None))(x, y)
+    one = over_seeds(f, 1, in_axes=(0, None))(x, y)
     vmapped = jax.vmap(f, in_axes=(0, None))(x, y)
     for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(vmapped)):
         assert a.shape == b.shape
@@ -80,7 +81,7 @@ def test_over_seeds_one_seed_matches_vmap():
 def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
     """With one seed, compile_programs skips vmap; the chunk gives what vmap over 1 gives."""
     trainer = _trainer(f"algorithm.name={algorithm}", *extra)
-    programs = run.compile_programs(trainer, 1)
+    programs = compile_programs(trainer, 1)
     state = programs.init(programs.keys)
     got, metrics, finite = programs.chunk(state, trainer.derived.updates_per_chunk)
     assert bool(np.all(finite))
@@ -89,7 +90,7 @@ def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
         return jax.lax.scan(lambda c, _: trainer.update(c), s, None,
                             length=trainer.derived.updates_per_chunk)
 
-    keys = run.seed_keys(trainer.config, 1)
+    keys = seed_keys(trainer.config, 1)
     reference = jax.jit(jax.vmap(lambda k: trainer.init(jax.random.split(k)[0])))(keys)
     want, want_metrics = jax.jit(jax.vmap(chunk))(reference)
     for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params)):
@@ -102,8 +103,8 @@ def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
 
 def test_pipelined_and_sequential_compiles_agree():
     trainer = _trainer()
-    piped = run.compile_programs(trainer, 2)
-    serial = run.compile_programs(trainer, 2, pipeline=False)
+    piped = compile_programs(trainer, 2)
+    serial = compile_programs(trainer, 2, pipeline=False)
     assert 0 < serial.lower_s < serial.compile_s and 0 < piped.lower_s < piped.compile_s
     a = piped.chunk(piped.init(piped.keys), 8)[0]
     b = serial.chunk(serial.init(serial.keys), 8)[0]
@@ -119,7 +120,7 @@ def test_uneven_chunks_run_every_update_with_one_trace():
     assert (d.num_updates, d.updates_per_chunk, d.even) == (34, 9, False)
     chex.clear_trace_counter()
     traced = trainer._replace(update=chex.assert_max_traces(trainer.update, n=1))
-    programs = run.compile_programs(traced, 2)
+    programs = compile_programs(traced, 2)
     state = programs.init(programs.keys)
     for c in range(1, d.num_chunks + 1):
         state, metrics, finite = programs.chunk(state, d.chunk_updates(c))
@@ -131,6 +132,6 @@ def test_uneven_chunks_run_every_update_with_one_trace():
     def train(key):
         return trainer.train(jax.random.split(key)[0])[0]
 
-    want = jax.jit(jax.vmap(train))(run.seed_keys(trainer.config, 2))
+    want = jax.jit(jax.vmap(train))(seed_keys(trainer.config, 2))
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(want.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -23,8 +23,8 @@ import jax
 import numpy as np
 import pytest
 
-from pgjax import run, rundir
 from pgjax.config import load_config, save_config
+from pgjax.host import checks, config_io, programs, rundir
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["--set", "training.num_envs=4", "--set", "training.eval_episodes=4",
@@ -70,10 +70,10 @@ def assert_same_final_state(directory, ref_dir):
 
 def restore_latest(directory):
     config = load_config(directory / "config.yaml")
-    trainer = run.build_trainer(config)
+    trainer = checks.build_trainer(config)
     checkpoints = rundir.Checkpoints(directory / "checkpoints")
     step = checkpoints.latest()
-    state, progress = checkpoints.restore(step, run.abstract_state(trainer, 2))
+    state, progress = checkpoints.restore(step, programs.abstract_state(trainer, 2))
     checkpoints.close()
     return step, state, progress
 
@@ -292,13 +292,13 @@ def _zeros(abstract):
 def test_render_writes_a_gif(cache, tmp_path):
     # A checkpoint of an all-zero Catch state (a uniform policy, acting greedily), written
     # in-process: nothing to train or compile before rendering.
-    config = run.read_config(run.resolve_config_path(None), [
+    config = config_io.read_config(config_io.resolve_config_path(None), [
         "env.name=Catch-bsuite", "training.num_envs=2", "training.eval_episodes=1"], 1)
-    trainer = run.build_trainer(config)
+    trainer = checks.build_trainer(config)
     directory = tmp_path / "catch"
     directory.mkdir()
     save_config(config, directory / "config.yaml")
-    state = jax.tree.map(_zeros, run.abstract_state(trainer, 1))
+    state = jax.tree.map(_zeros, programs.abstract_state(trainer, 1))
     checkpoints = rundir.Checkpoints(directory / "checkpoints")
     checkpoints.save(1, state, {"chunk": 1, "elapsed_s": 0.0}, 0.0)
     checkpoints.close()

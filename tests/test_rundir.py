@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pgjax import cli, plot, run, rundir
+from pgjax import cli, plot
 from pgjax.config import save_config
+from pgjax.host import checks, config_io, rundir
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -35,13 +36,13 @@ def test_chunk_rows_average_episodes_over_the_episodes_that_ended():
 
 def test_first_non_finite_names_the_earliest_update_and_metric():
     ok = {"loss": np.zeros((2, 4)), "grad_norm": np.zeros((2, 4))}
-    assert run.first_non_finite(ok, np.array([True, True]), 8) is None
+    assert checks.first_non_finite(ok, np.array([True, True]), 8) is None
     bad = {"loss": np.zeros((2, 4)), "grad_norm": np.zeros((2, 4))}
     bad["loss"][1, 3] = np.nan
     bad["grad_norm"][1, 2] = np.inf
-    assert run.first_non_finite(bad, np.array([True, True]), 8) == \
+    assert checks.first_non_finite(bad, np.array([True, True]), 8) == \
         "non-finite grad_norm in update 11 (seed 1)"
-    assert run.first_non_finite(ok, np.array([True, False]), 8) == \
+    assert checks.first_non_finite(ok, np.array([True, False]), 8) == \
         "non-finite parameters after update 12 (seed 1)"
 
 
@@ -98,7 +99,7 @@ def test_checkpoints_keep_the_latest_and_the_best(tmp_path):
 
 
 def test_resume_refuses_a_config_yaml_edited_after_the_checkpoint(tmp_path, capsys):
-    config = run.read_config(run.resolve_config_path(None), [], None)
+    config = config_io.read_config(config_io.resolve_config_path(None), [], None)
     save_config(config, tmp_path / "config.yaml")
     checkpoints = rundir.Checkpoints(tmp_path / "checkpoints")
     checkpoints.save(1, {"w": jnp.zeros(2)}, {"chunk": 1, "elapsed_s": 0.0,

@@ -1,6 +1,6 @@
 """A run directory on disk: its files, the metrics table and the orbax checkpoints.
 
-Layout (see :mod:`pgjax.run` for the loop that fills it)::
+Layout (see :mod:`pgjax.host.loop` for the loop that fills it)::
 
     config.yaml    the fully resolved config (what --resume, eval and render read)
     metrics.csv    one row per chunk per seed, appended, flushed and fsynced after each chunk

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 
 from pgjax.config import Config
-from pgjax.rundir import RunError
+from pgjax.host.rundir import RunError
 
 
 _primary = True  # this process is process 0 (set by initialize; no JAX call needed to ask)
@@ -70,6 +70,12 @@ def initialize(config: Config, process_id: int | None = None) -> bool:
             "them)") from error
     _primary = jax.process_index() == 0
     return True
+
+
+def say(*parts) -> None:
+    """Prints a line (process 0 only, in a multi-host run)."""
+    if is_primary():
+        print(*parts, flush=True)
 
 
 def is_primary() -> bool:

@@ -1,0 +1,131 @@
+"""What ``pgjax train``, ``pgjax eval`` and ``pgjax envs`` do, given their parsed arguments.
+
+:mod:`pgjax.cli` parses the command line and calls these; each returns the exit code. Input a
+person must fix raises ConfigError or RunError (one line, exit code 2) before anything
+compiles. ``pgjax render`` is :mod:`pgjax.host.render`'s, ``pgjax compare``
+:mod:`pgjax.host.compare`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pgjax.config import apply_overrides, save_config
+from pgjax.host import distributed, rundir
+from pgjax.host.checks import build_trainer, check_memory, check_resume
+from pgjax.host.config_io import (config_diff, read_config, read_scaled_config,
+                                  resolve_config_path, run_config, scaling_lines, with_devices)
+from pgjax.host.distributed import say
+from pgjax.host.loop import train_run
+from pgjax.host.programs import abstract_state, compile_programs, per_seed_returns
+from pgjax.host.rundir import RunError
+
+
+def train(args: argparse.Namespace) -> int:
+    """``pgjax train``: a new run directory, or ``--resume`` of one."""
+    if args.resume:
+        if args.out or args.force:
+            raise RunError("--resume continues RUN_DIR in place; drop --out and --force")
+        directory = Path(args.resume)
+        config = with_devices(run_config(directory, "--resume"), args.devices)
+        if args.config or args.set or args.seeds is not None:
+            base = resolve_config_path(args.config) if args.config else directory / "config.yaml"
+            diff = config_diff(config, read_config(base, args.set, args.seeds))
+            if diff:
+                raise RunError(f"--resume {directory}: the requested config differs from the "
+                               f"run's in {', '.join(diff)}; resume without changes, or start "
+                               "a new run")
+        join(config, args)
+        trainer = build_trainer(config)
+        check_resume(directory, config, trainer.derived)
+        note = check_memory(config, trainer.env, config.training.num_seeds,
+                            trainer.sharding.num_devices)
+        message = f"resuming run directory: {directory}"
+    else:
+        path = resolve_config_path(args.config)
+        config, scaling = read_scaled_config(path, args.set, args.seeds, args.devices)
+        directory = rundir.choose_run_dir(path, args.out, args.force)
+        join(config, args)
+        trainer = build_trainer(config)
+        note = check_memory(config, trainer.env, config.training.num_seeds,
+                            trainer.sharding.num_devices)
+        if distributed.is_primary():  # only now: everything above is validated
+            rundir.create_run_dir(directory, args.force)
+            save_config(config, directory / "config.yaml")
+        distributed.barrier("pgjax run directory")
+        message = "\n".join([f"run directory: {directory}", *scaling_lines(scaling)])
+    say(message)
+    result = train_run(directory, trainer, label=directory.name, resumed=bool(args.resume),
+                       memory_note=note)
+    return result.exit_code
+
+
+def join(config, args: argparse.Namespace) -> None:
+    """Joins the multi-host job of ``config`` (training.num_processes != 1) before JAX starts."""
+    distributed.initialize(config, getattr(args, "process_id", None))
+
+
+def restore(directory: Path, trainer, which: str):
+    """The vmapped TrainState of a run's ``latest`` or ``best`` checkpoint, and its chunk."""
+    step = None
+    if (directory / "checkpoints").is_dir():
+        checkpoints = rundir.Checkpoints(directory / "checkpoints")
+        step = checkpoints.latest() if which == "latest" else checkpoints.best()
+    if step is None:
+        raise RunError(f"{directory}: no checkpoint yet; train it first (or resume it)")
+    seeds = trainer.config.training.num_seeds
+    state, _ = checkpoints.restore(step, abstract_state(trainer, seeds))
+    checkpoints.close()
+    return state, step
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """``pgjax eval``: the greedy and sampled returns of a run's checkpoint, over its seeds."""
+    directory = Path(args.run_dir)
+    config = with_devices(run_config(directory), args.devices)
+    episodes = args.episodes or config.training.eval_episodes or 64
+    config = apply_overrides(config, [f"training.eval_episodes={episodes}"])
+    join(config, args)
+    trainer = build_trainer(config)
+    state, step = restore(directory, trainer, args.checkpoint)
+    # The program of the run's final evaluation (both policies), whichever this prints.
+    programs = compile_programs(trainer, config.training.num_seeds, train=False)
+    greedy, sampled = per_seed_returns(programs.evaluate(state, programs.keys))
+    d = trainer.derived
+    say(f"{directory}: {args.checkpoint} checkpoint, chunk {step}/{d.num_chunks} "
+        f"({d.updates_after(step) * d.steps_per_update:,} env steps per seed)")
+    shown = {"greedy": greedy, "sampled": sampled}
+    names = ["sampled"] if args.sample else ["greedy"] if args.greedy else list(shown)
+    for name in names:
+        per_seed = shown[name]
+        say(f"{name} return {per_seed.mean():.1f} ± {per_seed.std():.1f} over "
+            f"{len(per_seed)} seed(s), {episodes} episodes each")
+        if len(per_seed) > 1:
+            say(f"{name} per seed: " + " ".join(f"{r:.1f}" for r in per_seed))
+    return 0
+
+
+def envs(args: argparse.Namespace) -> int:
+    """``pgjax envs``: every registered env with its spaces, or why it is not supported."""
+    from pgjax.envs import env_names, make_env  # noqa: PLC0415
+
+    names = env_names()
+    width = max(len(name) for _, name, _ in names)
+    for family, name, reason in names:
+        if reason:
+            print(f"{name:<{width}}  not supported: {reason}")
+            continue
+        try:
+            spec = make_env(name).spec
+        except Exception as error:  # noqa: BLE001  (list what cannot be built, with why)
+            print(f"{name:<{width}}  not supported: {error}")
+            continue
+        space = spec.action_space
+        action = (f"Discrete({space.n})" if spec.discrete
+                  else f"Box(shape={space.shape}, low={space.low}, high={space.high})")
+        obs = (f"Discrete({spec.obs_num_values})" if spec.discrete_obs  # one-hot encoded
+               else spec.obs_shape)
+        print(f"{name:<{width}}  obs {obs}  action {action}  "
+              f"max_steps {spec.max_steps_in_episode}")
+    return 0

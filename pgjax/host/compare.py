@@ -1,0 +1,116 @@
+"""``pgjax compare``: train several configs one after another, then one figure and one table.
+
+Writes ``DIR/<name>/`` (a run directory per config, by :func:`pgjax.host.loop.train_run`),
+``DIR/compare.png``, ``compare.csv`` and ``compare.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+from pgjax.config import save_config
+from pgjax.host import distributed, rundir
+from pgjax.host.checks import build_trainer, check_memory
+from pgjax.host.config_io import read_scaled_config, resolve_config_path, scaling_lines
+from pgjax.host.distributed import say
+from pgjax.host.loop import train_run
+from pgjax.host.rundir import RunError
+
+
+def compare(args: argparse.Namespace) -> int:
+    from pgjax import plot  # noqa: PLC0415
+
+    paths = [resolve_config_path(c) for c in args.configs]
+    scaled = [read_scaled_config(p, args.set, args.seeds, args.devices) for p in paths]
+    configs = [s.config for s in scaled]
+    for path, config in zip(paths, configs):
+        if distributed.wanted(config):
+            raise RunError(f"{path}: training.num_processes={config.training.num_processes}: "
+                           "pgjax compare runs on one host; use pgjax train for multi-host runs")
+    labels: list[str] = []
+    for p in paths:
+        label, i = p.stem, 1
+        while label in labels:
+            i += 1
+            label = f"{p.stem}-{i}"
+        labels.append(label)
+    out = _out_dir(args)
+    trainers = [build_trainer(c) for c in configs]  # every variant checked before any compile
+    notes = [check_memory(c, t.env, c.training.num_seeds, t.sharding.num_devices)
+             for c, t in zip(configs, trainers)]
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"compare directory: {out}")
+    results = []
+    for label, path, config, trainer, note in zip(labels, paths, configs, trainers, notes):
+        directory = out / label
+        rundir.create_run_dir(directory, force=True)
+        save_config(config, directory / "config.yaml")
+        say(f"--- {label} ({path})")
+        for line in scaling_lines(scaled[labels.index(label)].changes):
+            say(line)
+        result = train_run(directory, trainer, label=label, memory_note=note)
+        if result.status != "complete":
+            say(f"compare stopped in {label}; its run directory is {directory}")
+            return result.exit_code
+        results.append((label, path, result.summary))
+    curves = [plot.read_curve(out / label / "metrics.csv", label) for label, _, _ in results]
+    envs = {(c.env.name, c.env.params) for c in configs}
+    threshold = plot.solve_threshold(*next(iter(envs))) if len(envs) == 1 else None
+    plot.plot_curves(curves, out / "compare.png", threshold=threshold,
+                     title=", ".join(sorted({c.env.name for c in configs})))
+    rows = []
+    for label, path, s in results:
+        rows.append({
+            "variant": label, "config": str(path), "algorithm": s["algorithm"],
+            "seeds": s["seeds"], "env_steps_per_seed": s["env_steps_per_seed"],
+            "final_train_return_mean": s.get("final_train_return_mean"),
+            "final_train_return_std": s.get("final_train_return_std"),
+            "eval_return_mean": s.get("eval_return_mean"),
+            "eval_return_std": s.get("eval_return_std"),
+            "eval_sampled_return_mean": s.get("eval_sampled_return_mean"),
+            "eval_sampled_return_std": s.get("eval_sampled_return_std"),
+            "wall_s": s["wall_s"], "compile_s": s["compile_s"], "steps_per_s": s["steps_per_s"]})
+    with open(out / "compare.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "compare.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    say(table(rows))
+    say(f"figure: {out / 'compare.png'}")
+    return 0
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    """``--out``, checked, or a new ``runs/compare-<YYYYmmdd-HHMMSS>``."""
+    if args.out is None:
+        out = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+        i = 1
+        while out.exists():
+            i += 1
+            out = out.with_name(f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{i}")
+        return out
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise RunError(f"--out {out}: exists and is not empty; pass --force to replace it")
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    """The comparison as an aligned text table, one line per variant."""
+    def pm(mean, std):
+        return "-" if mean is None else f"{mean:.1f} ± {std:.1f}"
+
+    header = ["variant", "algorithm", "seeds", "env steps", "final train return",
+              "greedy eval return", "sampled eval return", "wall s", "steps/s"]
+    body = [[r["variant"], r["algorithm"], str(r["seeds"]), f"{r['env_steps_per_seed']:,}",
+             pm(r["final_train_return_mean"], r["final_train_return_std"]),
+             pm(r["eval_return_mean"], r["eval_return_std"]),
+             pm(r.get("eval_sampled_return_mean"), r.get("eval_sampled_return_std")),
+             f"{r['wall_s']:.1f}", f"{r['steps_per_s'] or 0:,.0f}"] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip()
+                     for line in [header, *body])

@@ -1,0 +1,213 @@
+"""The host loop behind ``pgjax train``: compiled chunks, signals and callbacks between them.
+
+:func:`train_run` compiles the run's programs (:mod:`pgjax.host.programs`), initialises the
+state (or restores the latest checkpoint, on resume), then runs ``derived.num_chunks``
+compiled chunks. Between chunks, and only there, it checks the numbers are finite and hands
+each chunk to its callbacks (:mod:`pgjax.host.callbacks`): by default metrics.csv,
+checkpoints, the progress display and the summary (the run directory's files are
+:mod:`pgjax.host.rundir`'s). A new logger is one more callback::
+
+    train_run(directory, trainer, label="demo", callbacks=[*default_callbacks(), MyLogger()])
+
+A checkpoint holds the whole vmapped ``TrainState`` and the host's progress, so ``--resume``
+continues exactly: the same compiled chunk on the same bits, ending with bit-identical
+parameters and metrics (on one backend). Rows of ``metrics.csv`` past the latest checkpoint
+are dropped on resume.
+
+SIGINT or SIGTERM stops the run after the current chunk, with a checkpoint (exit 130 or
+143); a second Ctrl-C aborts at once. A chunk with a non-finite metric or parameter stops the
+run (exit 1); its rows are written, its state is not saved, and the last finite checkpoint
+stays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any computation)
+from pgjax.host import distributed
+from pgjax.host.callbacks import Callback, ChunkInfo, MetricsCSV, RunContext, RunEnd
+from pgjax.host.callbacks import SaveCheckpoints
+from pgjax.host.checks import chunk_lengths, first_non_finite
+from pgjax.host.display import ProgressDisplay
+from pgjax.host.distributed import say
+from pgjax.host.programs import compile_programs, per_seed_returns
+from pgjax.host.rundir import Checkpoints, chunk_rows
+from pgjax.host.summary import Summary
+
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def default_callbacks() -> list[Callback]:
+    """What ``pgjax train`` runs with, in order: metrics.csv, checkpoints, progress, summary."""
+    return [MetricsCSV(), SaveCheckpoints(), ProgressDisplay(), Summary()]
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag read between chunks; a second SIGINT aborts at once."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.signum: int | None = None
+        self._say = say
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self._say(f"{signal.Signals(signum).name}: finishing the current chunk and "
+                  "saving a checkpoint (Ctrl-C again to abort)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+
+
+class Result(NamedTuple):
+    status: str  # "complete", "interrupted" or "diverged"
+    exit_code: int
+    summary: dict
+
+
+def _stop_after() -> int | None:
+    value = os.environ.get("PGJAX_STOP_AFTER_CHUNKS")  # test hook: act as if Ctrl-C came
+    return int(value) if value else None
+
+
+def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
+              memory_note: str | None = None,
+              callbacks: Sequence[Callback] | None = None) -> Result:
+    """Trains (or continues) the run in ``directory`` whose config.yaml is written.
+
+    Args:
+      directory: the run directory.
+      trainer: ``make_train(config)``'s :class:`pgjax.train.Trainer`.
+      label: the run's name for people (the progress bar's).
+      resumed: continue from the latest checkpoint in ``directory`` (a new run if none).
+      memory_note: a line printed first (the memory estimate).
+      callbacks: called between chunks, in order (:mod:`pgjax.host.callbacks`); default
+        :func:`default_callbacks`.
+
+    Returns:
+      A :class:`Result`: status, exit code (0; 1 diverged; 130 or 143 interrupted) and the
+      summary (``RunEnd.summary`` as the callbacks left it).
+    """
+    import jax  # noqa: PLC0415
+
+    callbacks = default_callbacks() if callbacks is None else list(callbacks)
+    config, derived = trainer.config, trainer.derived
+    seeds = config.training.num_seeds
+    checkpoints = Checkpoints(directory / "checkpoints")  # every process saves and restores
+    if memory_note:
+        say(memory_note)
+    if config.training.total_env_steps != derived.env_steps:
+        say(f"training.total_env_steps {config.training.total_env_steps:,} is not a multiple of "
+            f"{derived.steps_per_update:,} env steps per update: running "
+            f"{derived.num_updates:,} updates = {derived.env_steps:,} env steps")
+    say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
+        f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates "
+        f"({derived.steps_per_update:,} env steps each)")
+    programs = compile_programs(trainer, seeds)
+    say(f"compiled in {programs.compile_s:.1f} s")
+    latest = checkpoints.latest() if resumed else None
+    if latest is None:
+        state, done, elapsed = programs.init(programs.keys), 0, 0.0
+    else:
+        state, progress = checkpoints.restore(latest, programs.abstract)
+        done, elapsed = int(progress["chunk"]), float(progress["elapsed_s"])
+        say(f"resuming after chunk {done}/{derived.num_chunks} "
+            f"({derived.updates_after(done) * derived.steps_per_update:,} env steps)")
+    ctx = RunContext(directory, trainer, label, programs, checkpoints, start_chunk=done,
+                     start_elapsed_s=elapsed, primary=distributed.is_primary())
+    status, message, session_steps, session_s = "complete", "", 0, 0.0
+    stop_after, ran = _stop_after(), 0
+    try:
+        for callback in callbacks:
+            callback.on_start(ctx)
+        with StopRequest(ctx.say) as stop:
+            for chunk in range(done + 1, derived.num_chunks + 1):
+                start = time.perf_counter()
+                updates = derived.chunk_updates(chunk)
+                new_state, metrics, finite = programs.chunk(state, updates)
+                metrics, finite = jax.device_get((metrics, finite))
+                metrics = {name: values[:, :updates] for name, values in metrics.items()}
+                first_update = derived.updates_after(chunk - 1)
+                update = first_update + updates
+                wall = elapsed + session_s + (time.perf_counter() - start)
+                rows = chunk_rows(metrics, chunk=chunk, update=update,
+                                  env_steps=update * derived.steps_per_update, wall_s=wall)
+                problem = first_non_finite(metrics, np.asarray(finite), first_update)
+                returns = np.array([r["episode_return"] for r in rows])
+                mean_return = float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan
+                steps = session_steps + updates * derived.steps_per_update * seeds
+                rate = steps / max(session_s + (time.perf_counter() - start), 1e-9)
+                eta = ((derived.num_updates - update) * derived.steps_per_update * seeds
+                       / max(rate, 1e-9))
+                if problem is None:
+                    state = new_state
+                info = ChunkInfo(chunk, updates, update, update * derived.steps_per_update,
+                                 metrics, rows, mean_return, wall, rate, eta,
+                                 state=None if problem else state, problem=problem)
+                for callback in callbacks:  # metrics.csv first: a diverged chunk's rows too
+                    callback.on_chunk(ctx, info)
+                if problem:
+                    status = "diverged"
+                    kept = checkpoints.latest()
+                    message = (f"training stopped: {problem}; kept the last finite checkpoint "
+                               + (f"(chunk {kept})" if kept else "(none: the first chunk failed)"))
+                    break
+                session_s += time.perf_counter() - start
+                session_steps = steps
+                done, ran = chunk, ran + 1
+                if chunk < derived.num_chunks and (stop.signum or ran == stop_after):
+                    status = "interrupted"
+                    signum = stop.signum or signal.SIGINT
+                    message = (f"{signal.Signals(signum).name}: stopped after chunk {chunk}/"
+                               f"{derived.num_chunks}, checkpoint saved; resume with: "
+                               f"pgjax train --resume {directory}")
+                    break
+    except BaseException as error:
+        for callback in callbacks:
+            callback.on_error(ctx, error)
+        if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C: the last checkpoint stays
+            say(f"aborted; continue from the last checkpoint with: pgjax train --resume "
+                f"{directory}")
+        raise
+    elapsed += session_s
+    code = {"complete": 0, "diverged": 1}.get(status)
+    if code is None:
+        code = EXIT_SIGNAL[stop.signum or signal.SIGINT]
+    final_state = state if status == "complete" else None
+    evaluation = None
+    if final_state is not None and programs.evaluate is not None:
+        evaluation = per_seed_returns(programs.evaluate(final_state, programs.keys))
+    summary: dict[str, Any] = {
+        "status": status, "env": config.env.name, "algorithm": config.algorithm.name,
+        "seeds": seeds, "chunks_done": done, "num_chunks": derived.num_chunks,
+        "env_steps_per_seed": derived.updates_after(done) * derived.steps_per_update,
+        "total_env_steps_per_seed": derived.env_steps, "wall_s": round(elapsed, 3),
+        "compile_s": round(programs.compile_s, 3),
+        "steps_per_s": round(session_steps / session_s, 1) if session_s > 0 else None,
+        "latest_checkpoint": checkpoints.latest(), "best_checkpoint": checkpoints.best(),
+    }
+    end = RunEnd(status, code, message, done, elapsed, final_state, evaluation, summary)
+    for callback in callbacks:
+        callback.on_end(ctx, end)
+    checkpoints.close()
+    if message:
+        say(message)
+    return Result(status, code, summary)
