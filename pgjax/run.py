@@ -37,10 +37,10 @@ import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any comp
 from pgjax.config import (Config, ConfigError, apply_overrides, config_from_dict, config_to_dict,
                           load_config)
 from pgjax import distributed
+from pgjax.presets import is_preset_name, preset_path
 from pgjax.rundir import Checkpoints, MetricsFile, RunError, chunk_rows, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = "configs/cartpole_a2c.yaml"
+DEFAULT_CONFIG = "cartpole_a2c"  # a preset (pgjax.presets)
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -69,11 +69,19 @@ def _fmt_rate(x: float) -> str:
 
 # ------------------------------------------------------------------ config and validation
 def resolve_config_path(path: str | None) -> Path:
-    """CONFIG as given, or relative to the repository root when it is not under the cwd."""
-    given = Path(path or DEFAULT_CONFIG)
-    if not given.is_absolute() and not given.exists() and (ROOT / given).exists():
-        return ROOT / given
-    return given
+    """CONFIG as given: an existing file, else a preset's name (``cartpole_ppo``, see
+    :mod:`pgjax.presets`); none means :data:`DEFAULT_CONFIG`.
+
+    Raises:
+      ConfigError: (one line, listing the presets) for a name that is neither.
+    """
+    given = path or DEFAULT_CONFIG
+    if Path(given).exists() or not is_preset_name(given):
+        return Path(given)
+    try:
+        return preset_path(given)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def read_config(path: Path, overrides: list[str], seeds: int | None,
