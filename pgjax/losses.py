@@ -234,7 +234,8 @@ def actor_critic_loss(
       value_coef: weight of the value loss.
       entropy_coef: weight of the entropy bonus.
       mask: optional ``[...]`` validity mask.
-      old_log_probs: behaviour log-probabilities; selects the PPO surrogate.
+      old_log_probs: behaviour log-probabilities; with ``clip_eps``, selects PPO's clipped
+        surrogate (one without the other is an error).
       clip_eps: PPO ratio clipping range.
       old_values: behaviour values for PPO's clipped value loss.
       value_clip_eps: value clipping range.
@@ -255,7 +256,12 @@ def actor_critic_loss(
       (0.25, 0.055)
     """
     metrics: dict[str, Array] = {}
-    if old_log_probs is not None and clip_eps is not None:
+    if (old_log_probs is None) != (clip_eps is None):
+        given, missing = (("old_log_probs", "clip_eps") if clip_eps is None
+                          else ("clip_eps", "old_log_probs"))
+        raise ValueError(f"actor_critic_loss: {given} given without {missing}; PPO's clipped "
+                         "surrogate needs both, the plain policy gradient neither")
+    if old_log_probs is not None:
         policy_loss, metrics = ppo_clip_loss(
             log_probs, old_log_probs, advantages, clip_eps, mask
         )

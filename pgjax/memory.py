@@ -32,7 +32,8 @@ import math
 import os
 from typing import NamedTuple
 
-from pgjax.config import EPISODIC_ALGORITHMS, Config, derive
+from pgjax import algos
+from pgjax.config import Config, derive
 
 MiB = 2**20
 _F32 = 4
@@ -161,7 +162,7 @@ def network_shape(config: Config, obs_shape: tuple[int, ...], action_size: int,
         dense = {"actor": trunk + policy_head}
         conv_layers = {"actor": convs}
         hidden_of = {"actor": hidden}
-        if config.algorithm.name != "reinforce":
+        if algos.get(config.algorithm.name).critic:
             dense["critic"] = trunk + value_head
             conv_layers["critic"] = list(convs)
             hidden_of["critic"] = hidden
@@ -226,7 +227,8 @@ def estimate_memory(config: Config, *, seeds: int = 1, env=None, backend: str | 
 
     derived = derive(config, max_steps_in_episode=env.spec.max_steps_in_episode)
     a, t = config.algorithm, config.training
-    episodic = a.name in EPISODIC_ALGORITHMS
+    algorithm = algos.get(a.name)
+    episodic = algorithm.episodic
     obs_bytes, state_bytes, action_size = env_sizes(env)
     if uses_obs_normalization(env.spec, config.env.normalize_obs):
         obs_bytes = math.prod(env.spec.obs_shape) * _F32  # the Transition holds float32 ones
@@ -241,15 +243,15 @@ def estimate_memory(config: Config, *, seeds: int = 1, env=None, backend: str | 
     per_sample = obs_bytes + action_bytes + 7 * _F32 + 2
     if episodic:
         per_sample += _F32 + 1
-    if a.name == "ppo":
+    if algorithm.minibatched:
         per_sample += 2 * (obs_bytes + action_bytes + 4 * _F32)
     rollout = batch * per_sample
 
     # The loss over one (mini)batch: every hidden output saved for the backward pass, the
     # input cast to float32 (unless stored so), the heads' outputs, and the backward working
     # set (about twice the activations of the largest network).
-    # a2c and PPO sum their gradients over slices (pgjax.train.loss_slices): one at a time.
-    from pgjax.train import loss_slices  # noqa: PLC0415
+    # a2c and PPO sum their gradients over slices (pgjax.learner.loss_slices): one at a time.
+    from pgjax.learner import loss_slices  # noqa: PLC0415
 
     devices = t.devices if isinstance(t.devices, int) else 1
     loss_batch = derived.minibatch_size // loss_slices(config, num_devices=devices,

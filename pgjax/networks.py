@@ -103,22 +103,33 @@ def orthogonal(scale: float = 1.0) -> Callable[..., Array]:
 
 
 class Networks(NamedTuple):
-    """A frozen bundle of pure network functions.
+    """A frozen bundle of pure network functions: what ``make_train(config, networks=...)``
+    accepts (build your own with any JAX library).
 
     Attributes:
-      init: ``init(key) -> params``.
+      init: ``init(key) -> params``, a dict of parameter groups; each group gets its own
+        Adam state, ``"critic"`` with ``optimizer.critic_lr``, the others ``actor_lr``.
       apply: ``apply(params, obs) -> (dist, value)``; obs ``[..., *obs_shape]``,
-        dist with batch shape ``[...]``, value ``[...]``.
+        dist with batch shape ``[...]`` (``sample(key)``, ``log_prob(action)``,
+        ``entropy()``, ``mode()``), value ``[...]``.
       actor: ``actor(params, obs) -> dist``.
       critic: ``critic(params, obs) -> value`` (zeros without a critic).
       spec: the :class:`~pgjax.types.EnvSpec` the networks were built for.
+      initial_carry: None for feedforward networks. A recurrent network sets it to
+        ``initial_carry(N) -> carry`` (leaves ``[N, ...]``: the state of N fresh episodes)
+        and takes and returns the carry: ``apply(params, obs, carry) -> (dist, value,
+        carry)``, ``actor(params, obs, carry) -> (dist, carry)``, ``critic(params, obs,
+        carry) -> value``. The rollouts reset the carry to the initial one at every episode
+        start and store the carry each step started from in ``Transition.carry``; losses
+        evaluate each step from its stored carry.
     """
 
     init: Callable[[Array], Params]
-    apply: Callable[[Params, Array], tuple[Distribution, Array]]
-    actor: Callable[[Params, Array], Distribution]
-    critic: Callable[[Params, Array], Array]
+    apply: Callable[..., tuple]
+    actor: Callable[..., Any]
+    critic: Callable[..., Array]
     spec: EnvSpec
+    initial_carry: Callable[[int], Any] | None = None
 
 
 class _Net(nn.Module):

@@ -41,15 +41,16 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from pgjax.acting import (ApplyFn, EpisodeStats, InitialCarry, add_episodes,  # noqa: F401
+                          empty_episode_stats, make_step, policy_step, reset_carry,
+                          strip_weak_types, total, transition)
 from pgjax.envs.base import Env
-from pgjax.envs.obs import ObsStats, init_obs_stats, normalize_obs as _normalize
+from pgjax.envs.obs import ObsStats, init_obs_stats
 from pgjax.envs.obs import update_obs_stats, uses_obs_normalization
-from pgjax.networks import env_action
 from pgjax.types import Transition
 
 Array = jax.Array
 Params = Any
-ApplyFn = Callable[[Params, Array], tuple[Any, Array]]
 
 
 class RolloutState(NamedTuple):
@@ -58,47 +59,26 @@ class RolloutState(NamedTuple):
     Attributes:
       env_state: the batched env state, leaves ``[N, ...]``.
       obs: the current raw (unnormalised) observation, ``[N, *obs_shape]``.
-      obs_stats: running observation statistics, or ``None`` without
-        observation normalisation.
       episode_return: undiscounted return so far of each running episode,
         ``[N]`` float32.
       episode_length: steps so far of each running episode, ``[N]`` int32.
+      carry: a recurrent network's state for each running episode (leaves
+        ``[N, ...]``); None for feedforward networks.
+
+    Observation statistics are not part of it: they live in the caller's state
+    (``TrainState.obs_stats``) and go in and out of ``rollout`` explicitly.
     """
 
     env_state: Any
     obs: Array
-    obs_stats: ObsStats | None
     episode_return: Array
     episode_length: Array
+    carry: Any = None
 
 
 # The RolloutState fields with one entry per environment (leading axis N): what a
-# multi-device run splits over its devices (pgjax.sharding); obs_stats is shared.
-PER_ENV_FIELDS = ("env_state", "obs", "episode_return", "episode_length")
-
-
-class EpisodeStats(NamedTuple):
-    """Totals over the episodes that *ended* inside one rollout (scalars).
-
-    An episode that started in an earlier rollout counts in full (its return
-    and length include the earlier steps). Mean return is
-    ``return_sum / max(count, 1)``.
-
-    Attributes:
-      count: episodes ended (terminated or truncated), int32.
-      return_sum: sum of their undiscounted returns, float32.
-      length_sum: sum of their lengths in steps, int32 (exact below 2**31).
-      return_min: smallest return, float32; ``+inf`` when ``count == 0``.
-      return_max: largest return, float32; ``-inf`` when ``count == 0``.
-        (``±inf`` are the identities of min and max, so stats of several
-        rollouts combine with ``min``/``max``.)
-    """
-
-    count: Array
-    return_sum: Array
-    length_sum: Array
-    return_min: Array
-    return_max: Array
+# multi-device run splits over its devices (pgjax.sharding).
+PER_ENV_FIELDS = ("env_state", "obs", "episode_return", "episode_length", "carry")
 
 
 class Rollout(NamedTuple):
@@ -106,139 +86,12 @@ class Rollout(NamedTuple):
 
     Attributes:
       reset: ``reset(key) -> RolloutState``.
-      rollout: ``rollout(params, state, key) -> (state, Transition, EpisodeStats)``.
+      rollout: ``rollout(params, state, key, obs_stats=None) -> (state, Transition,
+        EpisodeStats, obs_stats)``.
     """
 
     reset: Callable[[Array], RolloutState]
-    rollout: Callable[[Params, RolloutState, Array], tuple[RolloutState, Transition, EpisodeStats]]
-
-
-class _StepOut(NamedTuple):
-    """Per-step scan outputs, each ``[N, ...]``; stacked to ``[T, N, ...]``."""
-
-    obs: Array
-    action: Array
-    reward: Array
-    terminated: Array
-    truncated: Array
-    log_prob: Array
-    value: Array
-    final_value: Array  # V(final observation) where truncated, else 0
-
-
-def _empty_episode_stats(shape: tuple[int, ...] = ()) -> EpisodeStats:
-    return EpisodeStats(
-        count=jnp.zeros(shape, jnp.int32),
-        return_sum=jnp.zeros(shape, jnp.float32),
-        length_sum=jnp.zeros(shape, jnp.int32),
-        return_min=jnp.full(shape, jnp.inf, jnp.float32),
-        return_max=jnp.full(shape, -jnp.inf, jnp.float32),
-    )
-
-
-def _add_episodes(stats: EpisodeStats, done: Array, returns: Array, lengths: Array) -> EpisodeStats:
-    """Adds, per env, the episodes where ``done``: all leaves ``[N]``, elementwise.
-
-    Elementwise per-env accumulators fuse into one loop in the scan body; the
-    reduction over envs (:func:`_total`) runs once, after the scan.
-    """
-    return EpisodeStats(
-        count=stats.count + done.astype(jnp.int32),
-        return_sum=stats.return_sum + jnp.where(done, returns, 0.0),
-        length_sum=stats.length_sum + jnp.where(done, lengths, 0),
-        return_min=jnp.where(done, jnp.minimum(stats.return_min, returns), stats.return_min),
-        return_max=jnp.where(done, jnp.maximum(stats.return_max, returns), stats.return_max),
-    )
-
-
-def _total(stats: EpisodeStats) -> EpisodeStats:
-    """Reduces per-env ``[N]`` accumulators to scalars."""
-    return EpisodeStats(
-        count=jnp.sum(stats.count, dtype=jnp.int32),
-        return_sum=jnp.sum(stats.return_sum),
-        length_sum=jnp.sum(stats.length_sum, dtype=jnp.int32),
-        return_min=jnp.min(stats.return_min),
-        return_max=jnp.max(stats.return_max),
-    )
-
-
-def _strip_weak_types(tree: Any) -> Any:
-    """Gives every leaf a strong dtype.
-
-    Env resets may return some leaves weakly typed (e.g. Pendulum's ``last_u``,
-    every env's ``time``) that ``env.step`` returns strongly typed. A state
-    whose types change between calls would make ``jit`` compile ``rollout``
-    twice, so states are normalised to strong types on the way in and out.
-    """
-    return jax.tree.map(lambda x: jnp.asarray(x, x.dtype), tree)
-
-
-def _make_step(env: Env, apply_fn: ApplyFn, num_envs: int):
-    """One vectorised env step under the policy: the shared scan body."""
-    step_envs = jax.vmap(env.step)
-
-    def step(params, obs_stats, env_state, obs, key):
-        act_key, env_key = jax.random.split(key)
-        policy_obs = obs if obs_stats is None else _normalize(obs_stats, obs)
-        dist, value = apply_fn(params, policy_obs)
-        action = dist.sample(act_key)
-        log_prob = dist.log_prob(action)
-        next_obs, env_state, reward, terminated, truncated, final_obs = step_envs(
-            jax.random.split(env_key, num_envs),
-            env_state,
-            env_action(env.spec, action),
-        )
-
-        # V(final observation) is only needed where an episode was truncated,
-        # which for time limits is rare: one batch-level cond keeps the extra
-        # critic forward off the common path.
-        def final_value(final_obs):
-            if obs_stats is not None:
-                final_obs = _normalize(obs_stats, final_obs)
-            return apply_fn(params, final_obs)[1].astype(jnp.float32)
-
-        value = value.astype(jnp.float32)
-        v_final = jax.lax.cond(
-            jnp.any(truncated),
-            final_value,
-            lambda _: jnp.zeros_like(value),
-            final_obs,
-        )
-        out = _StepOut(
-            obs=policy_obs,
-            action=action,
-            reward=reward.astype(jnp.float32),
-            terminated=terminated,
-            truncated=truncated,
-            log_prob=log_prob,
-            value=value,
-            final_value=v_final,
-        )
-        return env_state, next_obs, out
-
-    def last_value(params, obs_stats, obs):
-        policy_obs = obs if obs_stats is None else _normalize(obs_stats, obs)
-        return apply_fn(params, policy_obs)[1].astype(jnp.float32)
-
-    return step, last_value
-
-
-def _transition(out: _StepOut, last_value: Array) -> Transition:
-    """Stacks scan outputs into a Transition, filling in ``next_value``."""
-    following = jnp.concatenate([out.value[1:], last_value[None]], axis=0)
-    next_value = jnp.where(
-        out.truncated, out.final_value, jnp.where(out.terminated, 0.0, following)
-    )
-    return Transition(
-        obs=out.obs,
-        action=out.action,
-        reward=out.reward,
-        terminated=out.terminated,
-        truncated=out.truncated,
-        log_prob=out.log_prob,
-        value=out.value,
-        next_value=next_value,
-    )
+    rollout: Callable[..., tuple[RolloutState, Transition, EpisodeStats, ObsStats | None]]
 
 
 def make_rollout(
@@ -249,6 +102,7 @@ def make_rollout(
     num_steps: int,
     normalize_obs: bool = False,
     shard: Callable[[Any], Any] | None = None,
+    initial_carry: InitialCarry | None = None,
 ) -> Rollout:
     """Builds ``reset`` and ``rollout`` for N auto-resetting environments.
 
@@ -260,12 +114,12 @@ def make_rollout(
     Episodes that end are reset by the env; their returns and lengths go into
     :class:`EpisodeStats`, accumulated inside the scan (no host callbacks).
 
-    With ``normalize_obs=True`` the policy sees
-    ``normalize_obs(state.obs_stats, obs)``. The statistics are frozen for
-    the whole rollout, so every observation in one Transition was normalised
-    with the same statistics (the ones in the input ``state``); the rollout's
-    raw observations ``obs[0 .. T-1]`` are then merged into them once and the
-    result returned in the new state. ``Transition.obs`` holds the normalised
+    With ``normalize_obs=True`` the policy sees ``normalize_obs(obs_stats, obs)``
+    (``obs_stats=None`` starts from :func:`~pgjax.envs.init_obs_stats`). The
+    statistics are frozen for the whole rollout, so every observation in one
+    Transition was normalised with the same statistics (the ones passed in);
+    the rollout's raw observations ``obs[0 .. T-1]`` are then merged into them
+    once and the result returned. ``Transition.obs`` holds the normalised
     observations; the state's ``obs`` stays raw. Discrete observations (state
     indices, ``spec.obs_num_values``) are never normalised: ``normalize_obs``
     is ignored for them (:func:`pgjax.envs.uses_obs_normalization`).
@@ -285,12 +139,19 @@ def make_rollout(
         states, observations) after the reset and after every step; training
         passes a ``with_sharding_constraint`` that splits N over devices
         (:mod:`pgjax.sharding`). Default: nothing.
+      initial_carry: for a recurrent network, ``initial_carry(N)`` gives the
+        carry of N fresh episodes, and ``apply_fn(params, obs, carry) ->
+        (dist, value, carry)``. The rollout carries it from step to step,
+        resets it to the initial carry where an episode ends (the next step is
+        a new episode's first), and stores the carry each step started from in
+        ``Transition.carry``. None (default): a feedforward ``apply_fn``.
 
     Returns:
       A :class:`Rollout` ``(reset, rollout)`` of pure, jittable functions:
       ``reset(key) -> RolloutState`` and
-      ``rollout(params, state, key) -> (state, Transition, EpisodeStats)``
-      with Transition leaves ``[T, N, ...]``.
+      ``rollout(params, state, key, obs_stats=None) -> (state, Transition,
+      EpisodeStats, obs_stats)`` with Transition leaves ``[T, N, ...]`` and the
+      updated statistics (None without normalisation).
 
     Examples:
       >>> import jax
@@ -301,58 +162,64 @@ def make_rollout(
       >>> reset, rollout = make_rollout(env, nets.apply, num_envs=8, num_steps=16)
       >>> params = nets.init(jax.random.key(0))
       >>> state = reset(jax.random.key(1))
-      >>> state, traj, stats = jax.jit(rollout)(params, state, jax.random.key(2))
+      >>> state, traj, stats, _ = jax.jit(rollout)(params, state, jax.random.key(2))
       >>> traj.obs.shape, traj.action.shape, traj.next_value.shape
       ((16, 8, 4), (16, 8), (16, 8))
     """
     spec = env.spec
     normalize_obs = uses_obs_normalization(spec, normalize_obs)
-    step, last_value = _make_step(env, apply_fn, num_envs)
+    step, last_value = make_step(env, apply_fn, num_envs, initial_carry)
     shard = shard or (lambda tree: tree)
 
     def reset(key: Array) -> RolloutState:
         keys = jax.random.split(key, num_envs)
         obs, env_state = jax.vmap(env.reset)(keys)
         state = RolloutState(
-            env_state=_strip_weak_types(env_state),
-            obs=_strip_weak_types(obs),
-            obs_stats=init_obs_stats(spec.obs_shape) if normalize_obs else None,
+            env_state=strip_weak_types(env_state),
+            obs=strip_weak_types(obs),
             episode_return=jnp.zeros((num_envs,), jnp.float32),
             episode_length=jnp.zeros((num_envs,), jnp.int32),
+            carry=None if initial_carry is None else initial_carry(num_envs),
         )
         return state._replace(**shard({name: getattr(state, name) for name in PER_ENV_FIELDS}))
 
-    def rollout(params: Params, state: RolloutState, key: Array):
-        stats = state.obs_stats  # frozen for this rollout
+    def rollout(params: Params, state: RolloutState, key: Array,
+                obs_stats: ObsStats | None = None):
+        if normalize_obs and obs_stats is None:
+            obs_stats = init_obs_stats(spec.obs_shape)
+        stats = obs_stats if normalize_obs else None  # frozen for this rollout
 
         def body(carry, step_key):
-            env_state, obs, ep_return, ep_length, ep_stats, new_stats = carry
+            env_state, obs, net_carry, ep_return, ep_length, ep_stats, new_stats = carry
             if new_stats is not None:
                 new_stats = update_obs_stats(new_stats, obs)
-            env_state, next_obs, out = step(params, stats, env_state, obs, step_key)
+            env_state, next_obs, net_carry, out = step(params, stats, env_state, obs, net_carry,
+                                                       step_key)
             ep_return = ep_return + out.reward
             ep_length = ep_length + 1
             done = out.terminated | out.truncated
-            ep_stats = _add_episodes(ep_stats, done, ep_return, ep_length)
+            ep_stats = add_episodes(ep_stats, done, ep_return, ep_length)
             ep_return = jnp.where(done, 0.0, ep_return)
             ep_length = jnp.where(done, 0, ep_length)
-            env_state, next_obs, ep_return, ep_length = shard((env_state, next_obs, ep_return, ep_length))
-            return (env_state, next_obs, ep_return, ep_length, ep_stats, new_stats), out
+            env_state, next_obs, ep_return, ep_length, net_carry = shard(
+                (env_state, next_obs, ep_return, ep_length, net_carry))
+            return (env_state, next_obs, net_carry, ep_return, ep_length, ep_stats, new_stats), out
 
         carry = (
             state.env_state,
             state.obs,
+            state.carry,
             state.episode_return,
             state.episode_length,
-            _empty_episode_stats((num_envs,)),
+            empty_episode_stats((num_envs,)),
             stats,
         )
         carry, out = jax.lax.scan(body, carry, jax.random.split(key, num_steps))
-        env_state, obs, ep_return, ep_length, ep_stats, new_stats = carry
-        traj = _transition(out, last_value(params, stats, obs))
-        env_state, obs = _strip_weak_types((env_state, obs))
-        new_state = RolloutState(env_state, obs, new_stats, ep_return, ep_length)
-        return new_state, traj, _total(ep_stats)
+        env_state, obs, net_carry, ep_return, ep_length, ep_stats, new_stats = carry
+        traj = transition(out, last_value(params, stats, obs, net_carry))
+        env_state, obs = strip_weak_types((env_state, obs))
+        new_state = RolloutState(env_state, obs, ep_return, ep_length, net_carry)
+        return new_state, traj, total(ep_stats), new_stats
 
     return Rollout(reset=reset, rollout=rollout)
 
@@ -365,6 +232,7 @@ def make_episodic_rollout(
     max_steps: int | None = None,
     normalize_obs: bool = False,
     shard: Callable[[Any], Any] | None = None,
+    initial_carry: InitialCarry | None = None,
 ) -> Callable[..., tuple[Transition, Array, EpisodeStats, ObsStats | None]]:
     """Builds a rollout of exactly one episode per environment (for REINFORCE).
 
@@ -401,6 +269,8 @@ def make_episodic_rollout(
         states, observations) after the reset and after every step; training
         passes a ``with_sharding_constraint`` that splits N over devices
         (:mod:`pgjax.sharding`). Default: nothing.
+      initial_carry: a recurrent network's initial carry, as in
+        :func:`make_rollout`: every episode starts from it.
 
     Returns:
       ``rollout(params, key, obs_stats=None) -> (traj, mask, episode_stats,
@@ -426,7 +296,7 @@ def make_episodic_rollout(
     spec = env.spec
     normalize_obs = uses_obs_normalization(spec, normalize_obs)
     num_steps = spec.max_steps_in_episode if max_steps is None else int(max_steps)
-    step, last_value = _make_step(env, apply_fn, num_envs)
+    step, last_value = make_step(env, apply_fn, num_envs, initial_carry)
     shard = shard or (lambda tree: tree)
 
     def rollout(params: Params, key: Array, obs_stats: ObsStats | None = None):
@@ -438,10 +308,11 @@ def make_episodic_rollout(
         obs, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
 
         def live_step(carry, step_key):
-            env_state, obs, alive, new_stats = carry
+            env_state, obs, net_carry, alive, new_stats = carry
             if new_stats is not None:
                 new_stats = update_obs_stats(new_stats, obs, mask=alive)
-            env_state, next_obs, out = step(params, obs_stats, env_state, obs, step_key)
+            env_state, next_obs, net_carry, out = step(params, obs_stats, env_state, obs,
+                                                       net_carry, step_key)
 
             def zero(x):  # nothing after an episode's end counts
                 return jnp.where(alive, x, jnp.zeros_like(x))
@@ -456,24 +327,26 @@ def make_episodic_rollout(
             )
             mask = alive
             alive = alive & ~(out.terminated | out.truncated)
-            env_state, next_obs, alive = shard((env_state, next_obs, alive))
-            return (env_state, next_obs, alive, new_stats), (out, mask)
+            env_state, next_obs, alive, net_carry = shard((env_state, next_obs, alive, net_carry))
+            return (env_state, next_obs, net_carry, alive, new_stats), (out, mask)
 
         def idle_step(carry, step_key):
             # Once every episode has ended, skip the policy and the envs.
             return carry, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), step_shapes)
 
         def body(carry, step_key):
-            return jax.lax.cond(jnp.any(carry[2]), live_step, idle_step, carry, step_key)
+            return jax.lax.cond(jnp.any(carry[3]), live_step, idle_step, carry, step_key)
 
         alive = jnp.ones((num_envs,), bool)
-        env_state, obs, alive = shard((_strip_weak_types(env_state), _strip_weak_types(obs), alive))
-        carry = (env_state, obs, alive, obs_stats)
+        net_carry = None if initial_carry is None else initial_carry(num_envs)
+        env_state, obs, alive, net_carry = shard(
+            (strip_weak_types(env_state), strip_weak_types(obs), alive, net_carry))
+        carry = (env_state, obs, net_carry, alive, obs_stats)
         step_keys = jax.random.split(rollout_key, num_steps)
         step_shapes = jax.eval_shape(live_step, carry, step_keys[0])[1]
         carry, (out, mask) = jax.lax.scan(body, carry, step_keys)
-        _, obs, alive, new_stats = carry
-        traj = _transition(out, last_value(params, obs_stats, obs))
+        _, obs, net_carry, alive, new_stats = carry
+        traj = transition(out, last_value(params, obs_stats, obs, net_carry))
         # Episodes still running at the horizon end there, as truncated; their
         # next_value is already V(obs_T), the observation that followed.
         traj = traj._replace(
@@ -483,7 +356,7 @@ def make_episodic_rollout(
         returns = jnp.sum(traj.reward, axis=0)
         lengths = jnp.sum(mask, axis=0, dtype=jnp.int32)
         ended = jnp.ones((num_envs,), bool)
-        ep_stats = _add_episodes(_empty_episode_stats((num_envs,)), ended, returns, lengths)
-        return traj, mask, _total(ep_stats), new_stats
+        ep_stats = add_episodes(empty_episode_stats((num_envs,)), ended, returns, lengths)
+        return traj, mask, total(ep_stats), new_stats
 
     return rollout

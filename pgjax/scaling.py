@@ -67,12 +67,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from pgjax.config import EPISODIC_ALGORITHMS, Config, apply_overrides
+from pgjax import algos
+from pgjax.algos.a2c import MAX_LR_FACTOR  # noqa: F401  (re-exported: the a2c cap)
+from pgjax.config import Config, apply_overrides
 
 # The shortest rollout the rule chooses; a preset's own shorter n_steps is kept.
 MIN_STEPS = 8
-# a2c's learning rates grow by at most this factor.
-MAX_LR_FACTOR = 4.0
 
 
 class Scaled(NamedTuple):
@@ -97,6 +97,47 @@ def _round(x: float) -> float:
     return float(f"{x:.3g}")
 
 
+class _Rule:
+    """What an algorithm's :meth:`~pgjax.algos.Algorithm.scale` works with: the preset
+    (``config``, ``n0``, ``batch0 = n0 * T0``), the new ``num_envs``, the caller's explicit
+    keys (never changed), and ``put`` to set a key with the reason it is printed with."""
+
+    def __init__(self, config: Config, num_envs: int, explicit: dict, new: dict,
+                 changes: list):
+        self.config, self.num_envs, self._explicit = config, num_envs, explicit
+        self._new, self._changes = new, changes
+        self.n0 = config.training.num_envs
+        self.batch0 = self.n0 * config.algorithm.n_steps
+        self.round, self.divisor_near = _round, _divisor_near
+
+    def explicit_has(self, key: str) -> bool:
+        return key in self._explicit
+
+    def get(self, key: str) -> Any:
+        """The key's value as the caller set it, else the preset's."""
+        section, name = key.split(".")
+        return self._explicit.get(key, getattr(getattr(self.config, section), name))
+
+    def put(self, key: str, value: Any, why: str) -> None:
+        section, name = key.split(".")
+        old = getattr(getattr(self.config, section), name)
+        if key in self._explicit or value == old:
+            return
+        self._new.setdefault(section, {})[name] = value
+        self._changes.append(f"{key} {old} -> {value} ({why})")
+
+    def shrink_n_steps(self) -> int:
+        """Sets ``algorithm.n_steps`` to ``T0 * n0 / N`` rounded down to a power of two, at
+        least :data:`MIN_STEPS` (unless explicit, or ``T0 <= MIN_STEPS``); returns the T used."""
+        t0 = self.config.algorithm.n_steps
+        steps = self.get("algorithm.n_steps")
+        if not self.explicit_has("algorithm.n_steps") and t0 > MIN_STEPS:
+            steps = max(MIN_STEPS, min(t0, _pow2_floor(t0 * self.n0 / self.num_envs)))
+            self.put("algorithm.n_steps", steps,
+                     f"{t0} * {self.n0}/{self.num_envs}, at least {MIN_STEPS}")
+        return steps
+
+
 def scale_to_num_envs(config: Config, num_envs: int, *,
                       explicit: Mapping[str, Any] | None = None) -> Scaled:
     """``config`` moved to ``training.num_envs = num_envs`` by the batch rule (module docstring).
@@ -112,7 +153,7 @@ def scale_to_num_envs(config: Config, num_envs: int, *,
     Returns:
       A :class:`Scaled`; its config is validated. ``config`` is untouched.
     """
-    t, a, o = config.training, config.algorithm, config.optimizer
+    t = config.training
     explicit = dict(explicit or {})
     n0 = t.num_envs
     changes = [f"training.num_envs {n0} -> {num_envs}"] if num_envs != n0 else []
@@ -123,53 +164,11 @@ def scale_to_num_envs(config: Config, num_envs: int, *,
         new.setdefault(section, {})[name] = value
     new["training"]["num_envs"] = num_envs
 
-    def put(key: str, value: Any, why: str) -> None:
-        section, name = key.split(".")
-        old = getattr(getattr(config, section), name)
-        if key in explicit or value == old:
-            return
-        new[section][name] = value
-        changes.append(f"{key} {old} -> {value} ({why})")
-
-    k = num_envs / n0
+    rule = _Rule(config, num_envs, explicit, new, changes)
     on = explicit.get("training.scale_with_num_envs", t.scale_with_num_envs)
-    shared = explicit.get("network.shared_trunk", config.network.shared_trunk)
-    name = explicit.get("algorithm.name", a.name)
-    if k > 1 and on and name not in EPISODIC_ALGORITHMS:
-        if name == "ppo":
-            put("env.normalize_obs", True, "running statistics of N x T observations per update")
-        steps = explicit.get("algorithm.n_steps", a.n_steps)
-        if "algorithm.n_steps" not in explicit and a.n_steps > MIN_STEPS:
-            steps = max(MIN_STEPS, min(a.n_steps, _pow2_floor(a.n_steps / k)))
-            put("algorithm.n_steps", steps, f"{a.n_steps} * {n0}/{num_envs}, at least {MIN_STEPS}")
-        batch0, batch = n0 * a.n_steps, num_envs * steps
-        if name == "ppo":
-            minibatches = explicit.get("algorithm.minibatches", a.minibatches)
-            mb0 = batch0 // a.minibatches
-            if "algorithm.minibatches" not in explicit:
-                mb = _divisor_near(batch, mb0 * math.sqrt(batch / batch0))
-                minibatches = batch // mb
-                put("algorithm.minibatches", minibatches, f"minibatch {mb0} -> {mb} samples = "
-                    f"{mb0} * sqrt({batch}/{batch0})")
-            mb = max(batch // minibatches, 1)
-            if not shared and mb > mb0:
-                put("optimizer.critic_lr", _round(o.critic_lr * math.sqrt(mb / mb0)),
-                    f"x sqrt({mb}/{mb0})")
-            if steps < a.n_steps:
-                put("algorithm.recompute_advantages", True,
-                    f"n_steps {a.n_steps} -> {steps}: recompute before each epoch")
-        else:  # a2c: one gradient step per update, on the whole batch
-            factor = math.sqrt(batch / batch0)
-            if not shared and factor > 1:
-                put("optimizer.actor_lr", _round(o.actor_lr * min(factor, MAX_LR_FACTOR)),
-                    f"x min(sqrt({batch}/{batch0}), {MAX_LR_FACTOR:g})")
-                put("optimizer.critic_lr", _round(o.critic_lr * factor),
-                    f"x sqrt({batch}/{batch0})")
-                put("optimizer.anneal_lr", True, "larger steps end small")
-            if factor > 1:
-                put("algorithm.normalize_advantages", True,
-                    "a large batch fits the critic well and its advantages shrink; "
-                    "unnormalised, the entropy bonus then outweighs them")
+    algorithm = algos.get(explicit.get("algorithm.name", config.algorithm.name))
+    if num_envs > n0 and on and not algorithm.episodic:
+        algorithm.scale(rule)  # its part of the rule (pgjax.algos: a2c, ppo)
     sections = {name: dataclasses.replace(getattr(config, name), **values)
                 for name, values in new.items()}
     scaled = dataclasses.replace(config, **sections)

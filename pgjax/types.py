@@ -1,6 +1,6 @@
 """Named containers shared across pgjax's layers.
 
-Conventions (see DESIGN.md): arrays are time-major, ``[T, N, ...]`` for T steps
+Conventions (see docs/design.md): arrays are time-major, ``[T, N, ...]`` for T steps
 by N environments. ``reward[t]`` is the reward received for ``action[t]``.
 ``terminated[t]`` means the episode reached a true terminal state at step t
 (no bootstrap); ``truncated[t]`` means it was cut by a time limit (bootstrap
@@ -9,7 +9,7 @@ from the value of the pre-reset observation). ``done = terminated | truncated``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
@@ -87,6 +87,9 @@ class Transition(NamedTuple):
       next_value: V of the observation that followed step t *in the same
         episode*: the pre-reset final observation when step t ended an
         episode, ``[T, N]``. Multiply by ``1 - terminated`` before use.
+      carry: a recurrent network's state before step t, leaves ``[T, N, ...]``
+        (reset to the network's initial carry at every episode start); None for
+        feedforward networks.
     """
 
     obs: Array
@@ -97,6 +100,7 @@ class Transition(NamedTuple):
     log_prob: Array
     value: Array
     next_value: Array
+    carry: Any = None
 
     @property
     def done(self) -> Array:

@@ -59,7 +59,7 @@ if "sliced" in sys.argv[1:]:
     # Gradients summed over slices of <= 16 samples a device (a2c: one time step each, 64 or
     # 16 envs; ppo: 8 strided slices of each 128-row minibatch on 1 device, 2 of its 32 rows a
     # device on 4), against one device's whole-batch gradients.
-    from pgjax.train import loss_slices
+    from pgjax.learner import loss_slices
 
     key = jax.random.key(0)
     for algorithm in ("a2c", "ppo"):

@@ -72,7 +72,8 @@ def test_learn_matches_the_trainers_update(algorithm, extra):
     else:
         _, rollout_key, shuffle_key = jax.random.split(state.key, 3)
         fns = make_rollout(env, trainer.networks.apply, num_envs=4, num_steps=8)
-        _, traj, _ = jax.jit(fns.rollout)(state.params, state.rollout, rollout_key)
+        _, traj, _, _ = jax.jit(fns.rollout)(state.params, state.rollout, rollout_key,
+                                             state.obs_stats)
         mask = None
     params, _ = jax.jit(bench.make_learn(trainer))(state, traj, mask, shuffle_key)
     for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(expected)):

@@ -64,14 +64,15 @@ def _reference(env, apply_fn, params, states, obs, ep_return, ep_length, key, nu
     step = jax.jit(env.env.step)
     norm = (lambda o: o) if obs_stats is None else (lambda o: normalize_obs(obs_stats, o))
     n = len(states)
-    rec = {k: [] for k in Transition._fields}
+    fields = Transition._fields[:8]  # carry: None for these feedforward policies
+    rec = {k: [] for k in fields}
     episodes = []
     for step_key in jax.random.split(key, num_steps):
         act_key, env_key = jax.random.split(step_key)
         env_keys = jax.random.split(env_key, n)
         dist, _ = apply_fn(params, norm(jnp.stack(obs)))
         actions = dist.sample(act_key)
-        row = {k: [] for k in Transition._fields}
+        row = {k: [] for k in fields}
         for i in range(n):
             o_i = norm(obs[i])
             dist_i, v_i = apply_fn(params, o_i)
@@ -86,10 +87,10 @@ def _reference(env, apply_fn, params, states, obs, ep_return, ep_length, key, nu
             if term or trunc:
                 episodes.append((ep_return[i], ep_length[i]))
                 ep_return[i], ep_length[i] = 0.0, 0
-            for k, v in zip(Transition._fields, (o_i, a_i, r, term, trunc, dist_i.log_prob(a_i), v_i, next_v)):
+            for k, v in zip(fields, (o_i, a_i, r, term, trunc, dist_i.log_prob(a_i), v_i, next_v)):
                 row[k].append(np.asarray(v))
             obs[i] = next_o
-        for k in Transition._fields:
+        for k in fields:
             rec[k].append(np.stack(row[k]))
     rec = {k: np.stack(v) for k, v in rec.items()}
     return rec, episodes, (states, obs, ep_return, ep_length)
@@ -102,7 +103,7 @@ def _unbatch(state: RolloutState):
 
 
 def _assert_matches(traj: Transition, rec: dict, mask=None):
-    for field in Transition._fields:
+    for field in Transition._fields[:8]:  # carry: None for feedforward policies
         got, want = np.asarray(getattr(traj, field)), rec[field]
         if mask is not None:  # compare valid steps only
             got, want = got[mask], want[mask]
@@ -133,7 +134,7 @@ def test_matches_one_env_at_a_time_reference(env):
     flags = np.zeros(2, int)
     # Two rollouts: the second starts mid-episode from carried state.
     for key in jax.random.split(jax.random.key(1), 2):
-        state, traj, stats = rollout(params, state, key)
+        state, traj, stats, _ = rollout(params, state, key)
         rec, episodes, ref_carry = _reference(env, nets.apply, params, *ref_carry, key, num_steps)
         _assert_matches(traj, rec)
         _assert_stats(stats, episodes)
@@ -155,7 +156,7 @@ def test_continuous_actions_are_clipped_for_the_env():
     env = GymnaxEnv(RewardIsAction(), PENDULUM.params, PENDULUM.spec)
     nets, params = _policy("Pendulum-v1")
     reset, rollout = make_rollout(env, nets.apply, num_envs=64, num_steps=8)
-    _, traj, _ = jax.jit(rollout)(params, reset(jax.random.key(0)), jax.random.key(1))
+    _, traj, _, _ = jax.jit(rollout)(params, reset(jax.random.key(0)), jax.random.key(1))
     assert np.abs(traj.action).max() > 1.0
     # Stored: u in normalised units; the env got clip(2 u, -2, 2) (Pendulum: center 0, half range 2).
     np.testing.assert_allclose(traj.reward, np.clip(2.0 * traj.action[..., 0], -2.0, 2.0), atol=1e-6)
@@ -170,7 +171,7 @@ def test_next_value_is_value_of_the_following_observation_never_a_reset():
     # inside an episode and for truncated steps (final observation) alike.
     env = make_env("CartPole-v1", max_steps_in_episode=10)
     reset, rollout = make_rollout(env, _x_critic, num_envs=32, num_steps=25)
-    _, traj, stats = jax.jit(rollout)(None, reset(jax.random.key(3)), jax.random.key(4))
+    _, traj, stats, _ = jax.jit(rollout)(None, reset(jax.random.key(3)), jax.random.key(4))
     assert traj.truncated.sum() > 16 and traj.terminated.sum() > 0
     assert not np.any(traj.terminated & traj.truncated)
     following = traj.obs[..., 0] + 0.02 * traj.obs[..., 1]
@@ -198,7 +199,7 @@ def test_terminated_and_truncated_at_once_counts_as_terminated():
         jax.random.split(jax.random.key(9), 8), state.env_state, jnp.ones(8, jnp.int32), env.params
     )
     assert np.all(term) and np.all(trunc)
-    _, traj, stats = jax.jit(rollout)(None, state, jax.random.key(1))
+    _, traj, stats, _ = jax.jit(rollout)(None, state, jax.random.key(1))
     assert np.all(traj.terminated) and not np.any(traj.truncated)
     np.testing.assert_array_equal(traj.next_value, 0.0)
     assert int(stats.count) == 40 and int(stats.length_sum) == 40
@@ -219,7 +220,7 @@ def test_shapes_and_dtypes(env, action_shape, action_dtype, normalize):
     num_envs, num_steps = 3, 4
     reset, rollout = make_rollout(env, nets.apply, num_envs=num_envs, num_steps=num_steps, normalize_obs=normalize)
     state = reset(jax.random.key(0))
-    new_state, traj, stats = jax.jit(rollout)(params, state, jax.random.key(1))
+    new_state, traj, stats, obs_stats = jax.jit(rollout)(params, state, jax.random.key(1))
     tn = (num_steps, num_envs)
     chex.assert_shape(traj.obs, tn + env.spec.obs_shape)
     chex.assert_shape(traj.action, tn + action_shape)
@@ -229,12 +230,12 @@ def test_shapes_and_dtypes(env, action_shape, action_dtype, normalize):
     chex.assert_type([traj.terminated, traj.truncated], bool)
     chex.assert_trees_all_equal_shapes_and_dtypes(new_state, state)
     assert all(x.shape == () for x in stats)
-    assert (new_state.obs_stats is None) != normalize
+    assert (obs_stats is None) != normalize
 
 
 def test_episode_stats_with_no_completed_episode():
     reset, rollout = make_rollout(CARTPOLE, _x_critic, num_envs=4, num_steps=3)
-    _, _, stats = jax.jit(rollout)(None, reset(jax.random.key(0)), jax.random.key(1))
+    _, _, stats, _ = jax.jit(rollout)(None, reset(jax.random.key(0)), jax.random.key(1))
     assert int(stats.count) == 0 and float(stats.return_sum) == 0.0 and int(stats.length_sum) == 0
     assert float(stats.return_min) == np.inf and float(stats.return_max) == -np.inf
 
@@ -247,10 +248,10 @@ def test_compiles_once(env):
     reset, rollout = make_rollout(env, nets.apply, num_envs=4, num_steps=8, normalize_obs=True)
     chex.clear_trace_counter()
     run = jax.jit(chex.assert_max_traces(rollout, n=1))
-    state = reset(jax.random.key(0))
+    state, obs_stats = reset(jax.random.key(0)), init_obs_stats(env.spec.obs_shape)
     for key in jax.random.split(jax.random.key(1), 3):
-        state, traj, stats = run(params, state, key)
-    assert float(state.obs_stats.count) == 3 * 8 * 4
+        state, traj, stats, obs_stats = run(params, state, key, obs_stats)
+    assert float(obs_stats.count) == 3 * 8 * 4
 
 
 def test_vmap_over_seeds_equals_separate_runs():
@@ -275,9 +276,11 @@ def test_normalized_observations_use_the_input_stats_then_merge_the_raw_ones():
     normed = make_rollout(CARTPOLE, _x_critic, num_envs=6, num_steps=10, normalize_obs=True)
     raw_state, norm_state = raw.reset(jax.random.key(0)), normed.reset(jax.random.key(0))
     stats = init_obs_stats((4,))
+    norm_stats = None  # the rollout starts from empty statistics
     for key in jax.random.split(jax.random.key(1), 3):
-        raw_state, raw_traj, _ = jax.jit(raw.rollout)(None, raw_state, key)
-        norm_state, norm_traj, _ = jax.jit(normed.rollout)(None, norm_state, key)
+        raw_state, raw_traj, _, _ = jax.jit(raw.rollout)(None, raw_state, key)
+        norm_state, norm_traj, _, norm_stats = jax.jit(normed.rollout)(None, norm_state, key,
+                                                                        norm_stats)
         np.testing.assert_allclose(norm_traj.obs, normalize_obs(stats, raw_traj.obs), rtol=1e-5, atol=ATOL)
         # value = first obs element, so next_value (final obs included) is normalised too.
         mean, std = stats.mean[0], np.sqrt(stats.var[0] + 1e-8)
@@ -286,7 +289,7 @@ def test_normalized_observations_use_the_input_stats_then_merge_the_raw_ones():
             norm_traj.next_value[live], np.clip((raw_traj.next_value[live] - mean) / std, -10, 10), rtol=1e-4, atol=1e-4
         )
         stats = update_obs_stats(stats, raw_traj.obs)
-        chex.assert_trees_all_close(norm_state.obs_stats, stats, rtol=1e-5, atol=ATOL)
+        chex.assert_trees_all_close(norm_stats, stats, rtol=1e-5, atol=ATOL)
         np.testing.assert_array_equal(norm_state.obs, raw_state.obs)  # the state keeps raw obs
 
 

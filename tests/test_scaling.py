@@ -155,8 +155,9 @@ def test_recompute_second_epoch_uses_the_updated_critic():
     state, _ = jax.jit(two.update)(state)  # obs statistics that are not the identity
     rollout = make_rollout(two.env, two.networks.apply, num_envs=8, num_steps=16,
                            normalize_obs=True).rollout
-    new_rollout, traj, _ = jax.jit(rollout)(state.params, state.rollout, jax.random.key(2))
-    last_obs = normalize_obs(state.rollout.obs_stats, new_rollout.obs)
+    new_rollout, traj, _, _ = jax.jit(rollout)(state.params, state.rollout, jax.random.key(2),
+                                               state.obs_stats)
+    last_obs = normalize_obs(state.obs_stats, new_rollout.obs)
     # One minibatch per epoch: the shuffle only reorders a mean, so keys need not match.
     k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
 

@@ -151,7 +151,7 @@ def test_discrete_obs_env_trains_one_hot_without_normalisation(algo):
         "training.num_envs=8", "training.total_env_steps=2560", "training.eval_episodes=4",
     ))
     state, metrics = _train(trainer)
-    assert state.obs_stats is None and (state.rollout is None or state.rollout.obs_stats is None)
+    assert state.obs_stats is None
     assert trainer.networks.init(jax.random.key(0))["actor"]["hidden_0"]["kernel"].shape[0] == 16
     for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
         assert np.all(np.isfinite(np.asarray(leaf))), name
@@ -234,7 +234,7 @@ def test_train_metrics_are_per_update_arrays():
 @pytest.mark.parametrize("max_grad_norm", [0.5, None])
 def test_flattened_optimizer_matches_optax_per_leaf(max_grad_norm):
     """The trainer's optimiser (optax.flatten of clip + Adam) makes the per-leaf optax updates."""
-    from pgjax.train import _optimizer
+    from pgjax.learner import optimizer as _optimizer
 
     config = apply_overrides(Config(), [f"optimizer.max_grad_norm={max_grad_norm or 'null'}"])
     k1, k2 = jax.random.split(jax.random.key(0))
@@ -262,7 +262,7 @@ def test_sliced_gradient_matches_the_whole_batch(algorithm, normalize_advantages
             "network.hidden_sizes=[16]", f"algorithm.normalize_advantages={normalize_advantages}"]
     whole = make_train(apply_overrides(Config(), [*base, "training.grad_slice_samples=0"]))
     sliced = make_train(apply_overrides(Config(), [*base, "training.grad_slice_samples=20"]))
-    from pgjax.train import loss_slices
+    from pgjax.learner import loss_slices
     assert loss_slices(sliced.config) == slices and loss_slices(whole.config) == 1
     state = jax.jit(whole.init)(jax.random.key(3))
     for _ in range(3):
@@ -277,7 +277,7 @@ def test_sliced_gradient_matches_the_whole_batch(algorithm, normalize_advantages
 
 
 def test_loss_slices_follow_devices_platform_and_algorithm():
-    from pgjax.train import loss_slices
+    from pgjax.learner import loss_slices
 
     big = apply_overrides(Config(), ["training.num_envs=2048", "algorithm.n_steps=128"])
     assert loss_slices(big) == 32  # 4 steps x 2048 envs = 8192 samples a slice
@@ -301,7 +301,7 @@ def test_grad_slice_samples_is_validated():
 
 def test_greedy_where_takes_the_mode_where_greedy_and_samples_elsewhere():
     from pgjax.distributions import Categorical, DiagGaussian
-    from pgjax.train import _GreedyWhere
+    from pgjax.evaluation import GreedyWhere as _GreedyWhere
 
     key = jax.random.key(0)
     greedy = jnp.array([True, False, True, False])

@@ -1,32 +1,33 @@
-"""What the benchmark needs to know about an algorithm: the one module of pgjax.bench that
-reads ``config.algorithm.name``.
+"""What the benchmark asks of an algorithm, answered by the registry (:mod:`pgjax.algos`).
 
-Each function is a stand-in for a question the algorithm registry (``pgjax.algos``, issue 13)
-answers; when it lands, each body becomes a lookup on the algorithm object and the rest of
-the package does not change.
+The harness never compares an algorithm's name: a registered algorithm (a fifth one
+included) is benchmarked like the shipped four.
 """
 
 from __future__ import annotations
 
-from pgjax.config import ALGORITHMS, EPISODIC_ALGORITHMS, Config
+from pgjax import algos
+from pgjax.config import Config
 
 
 def algorithm_names() -> tuple[str, ...]:
-    """The names ``--algorithm`` accepts."""
-    return ALGORITHMS  # registry: pgjax.algos names
+    """The names ``--algorithm`` accepts: every registered algorithm."""
+    return tuple(algos.names())
 
 
 def is_episodic(config: Config) -> bool:
     """Whether the algorithm rolls out whole episodes (no ``algorithm.n_steps``)."""
-    return config.algorithm.name in EPISODIC_ALGORITHMS  # registry: the algorithm's rollout kind
+    return algos.get(config.algorithm.name).episodic
 
 
 def epochs_per_update(config: Config) -> int:
-    """Passes of the loss over each batch per update: PPO's epochs, else 1."""
-    return config.algorithm.epochs if config.algorithm.name == "ppo" else 1  # registry: schedule
+    """Passes of the loss over each batch per update (PPO's epochs; 1 for the others)."""
+    return algos.get(config.algorithm.name).epochs(config)
 
 
 def schedule_text(config: Config) -> str:
-    """The update schedule for a header line (``", 4 epochs x 4 minibatches"``), or ``""``."""
-    a = config.algorithm
-    return f", {a.epochs} epochs x {a.minibatches} minibatches" if a.name == "ppo" else ""
+    """The update schedule for a header line (``", 4 epochs x 4 minibatches"``), or ``""``
+    for one gradient step on the whole batch."""
+    algorithm = algos.get(config.algorithm.name)
+    epochs, minibatches = algorithm.epochs(config), algorithm.minibatches(config)
+    return f", {epochs} epochs x {minibatches} minibatches" if epochs * minibatches > 1 else ""

@@ -172,7 +172,7 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
 
             def rollouts(params, rollout_state, key):
                 def body(c, k):
-                    c, traj, stats = fns.rollout(params, c, k)
+                    c, traj, stats, _ = fns.rollout(params, c, k, observation_stats(state))
                     return c, (traj, None, stats)
 
                 return jax.lax.scan(body, rollout_state, jax.random.split(key, U))
