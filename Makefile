@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Train the default config (configs/cartpole_a2c.yaml) with progress; the run directory goes
+# Train the default config (the cartpole_a2c preset) with progress; the run directory goes
 # to runs/. Options pass through ARGS, e.g. make train ARGS="--seeds 4".
 train: $(STAMP)
 	$(BIN)/pgjax train $(ARGS)

@@ -124,7 +124,8 @@ def run_case(case: Case, num_envs: int, seeds: int, evals: int, eval_episodes: i
     every = max(1, d.num_updates // evals)
     points = d.num_updates // every
     a = config.algorithm
-    grad_steps = a.epochs * a.minibatches if a.name == "ppo" else 1
+    minibatches = trainer.algorithm.minibatches(config)  # PPO's; 1 for the others
+    grad_steps = trainer.algorithm.epochs(config) * minibatches
 
     def init(key):
         return trainer.init(jax.random.split(key)[0])
@@ -171,7 +172,7 @@ def run_case(case: Case, num_envs: int, seeds: int, evals: int, eval_episodes: i
         "case": case.name, "config": case.config, "env": config.env.name,
         "algorithm": a.name, "target": case.target, "num_envs": num_envs, "seeds": seeds,
         "scaling": list(scaled.changes), "n_steps": d.rollout_length,
-        "minibatches": a.minibatches if a.name == "ppo" else 1,
+        "minibatches": minibatches,
         "steps_per_update": d.steps_per_update, "grad_steps_per_update": grad_steps,
         "budget": d.env_steps, "num_updates": d.num_updates, "eval_every": every,
         "reached": int(ok.sum()),

@@ -39,12 +39,9 @@ import pgjax  # first: its XLA CPU workaround must precede any computation
 import jax
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from machine import load_average, machine_info  # noqa: E402
-
-from pgjax.bench import write_section  # noqa: E402
-from pgjax.host.programs import compiler_options  # noqa: E402
-from pgjax.scaling import apply_overrides_scaled  # noqa: E402
+from pgjax.bench import load_average, machine_info, write_section
+from pgjax.host.programs import compiler_options
+from pgjax.scaling import apply_overrides_scaled
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

@@ -25,8 +25,7 @@ import pgjax  # first: its XLA CPU workaround must precede any computation
 from pgjax.config import Config, apply_overrides, derive
 from pgjax.envs import Env, make_env
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from machine import load_average, machine_info  # noqa: E402
+from pgjax.bench import load_average, machine_info
 
 # (label, overrides, seeds). N x T sets the rollout buffers; 4 updates in 2 chunks.
 A2C_NS = (64, 256, 1024, 4096, 16384)

@@ -43,9 +43,7 @@ from pgjax.envs import make_env
 from pgjax.networks import env_action, make_networks
 from pgjax.rollout import make_rollout
 
-from machine import load_average, machine_info
-
-from pgjax.bench import _env_only  # (a), shared with pgjax bench
+from pgjax.bench import load_average, machine_info, make_env_only  # (a), shared with pgjax bench
 
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1", "Breakout-MinAtar")
 DEFAULT_NUM_ENVS = (1, 64, 1024, 4096, 16384)
@@ -73,7 +71,7 @@ def _minimal(env, apply_fn, num_envs: int, num_steps: int):
 
 def _bench(env_name: str, num_envs: int, num_steps: int, repeats: int, with_minimal: bool = False) -> dict:
     env = make_env(env_name)
-    a_reset, a_run = _env_only(env, num_envs, num_steps)
+    a_reset, a_run = make_env_only(env, num_envs, num_steps)
     a_run = jax.jit(a_run)
     nets = make_networks(env.spec)  # 2x64 tanh actor + separate 2x64 tanh critic
     params = nets.init(jax.random.key(0))

@@ -28,10 +28,8 @@ import time
 
 import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any computation)
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from machine import load_average, machine_info  # noqa: E402
-
-from pgjax.host.programs import compiler_options  # noqa: E402
+from pgjax.bench import load_average, machine_info
+from pgjax.host.programs import compiler_options
 
 ALGORITHMS = {  # overrides of the CartPole default config (2x64 tanh actor and critic)
     "a2c": ["algorithm.name=a2c", "algorithm.n_steps=128"],

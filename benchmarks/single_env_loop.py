@@ -49,8 +49,7 @@ import pgjax  # noqa: F401  (first: its XLA CPU workaround must precede any comp
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from machine import load_average, machine_info  # noqa: E402
+from pgjax.bench import load_average, machine_info, time_to_solve
 
 HIDDEN = (64, 64)
 THRESHOLD, WINDOW = 475.0, 25
@@ -277,13 +276,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{min(loads)}-{max(loads)} |")
     pgjax_rows = []
     if args.with_pgjax:
-        from time_to_solve import ROOT, solve  # noqa: PLC0415
-
         loop_median = statistics.median(r["wall_s"] for r in ok) if ok else None
         for name in [n for n in args.with_pgjax.split(",") if n]:
-            config = pgjax.apply_overrides(pgjax.load_config(ROOT / "configs" / f"cartpole_{name}.yaml"),
+            config = pgjax.apply_overrides(pgjax.load_config(f"cartpole_{name}"),  # a preset
                                            ["training.num_chunks=50"])
-            rs = [solve(config, seed, None) for seed in range(args.seeds)]
+            rs = [time_to_solve(config, seed, None, threshold=THRESHOLD) for seed in range(args.seeds)]
             done = [r for r in rs if r["solved"][0]]
             total = [r["compile_s"] + r["solve_train_s"][0] for r in done]
             train_only = [r["solve_train_s"][0] for r in done]

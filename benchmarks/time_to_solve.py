@@ -45,92 +45,18 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import time
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
 
 import jax
-import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from machine import load_average, machine_info  # noqa: E402
-
-from pgjax.host.cache import use_compilation_cache  # noqa: E402
-from pgjax.host.programs import compile_programs  # noqa: E402
+from pgjax.bench import load_average, machine_info, time_to_solve
+from pgjax.host.cache import use_compilation_cache
+from pgjax.host.programs import compile_programs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ("a2c", "ppo", "reinforce", "reinforce_baseline")
 THRESHOLD = 475.0
-
-
-def solve(config, seed: int, seeds: int | None) -> dict:
-    """Compiles and trains until solved; ``seeds`` None for one seed, else a vmapped batch.
-
-    The programs are those ``pgjax train`` compiles
-    (:func:`pgjax.host.programs.compile_programs`: init, the chunk and evaluate, vmapped over
-    the seeds, with pgjax's compiler options).
-    """
-    jax.clear_caches()
-    start = time.perf_counter()
-    n = 1 if seeds is None else seeds
-    config = pgjax.apply_overrides(config, [f"training.seed={seed}", f"training.num_seeds={n}"])
-    trainer = pgjax.make_train(config)
-    programs = compile_programs(trainer, n)
-    compile_s = time.perf_counter() - start
-    state = programs.init(programs.keys)
-    jax.block_until_ready(state)
-    eval_root = jax.random.key(10_000 + seed)
-    derived = trainer.derived
-    solved_at = np.full(n, -1)
-    solve_train_s = np.full(n, np.nan)
-    solve_eval_s = np.full(n, np.nan)
-    solve_valid = np.full(n, np.nan)
-    valid = np.zeros(n)
-    train_s = eval_s = 0.0
-    chunk_times = []
-    for c in range(derived.num_chunks):
-        t = time.perf_counter()
-        updates = derived.chunk_updates(c + 1)
-        state, metrics, _ = programs.chunk(state, updates)
-        jax.block_until_ready(state)
-        # Env steps actually stepped: REINFORCE's padded rollout counts only its valid steps.
-        steps = metrics.get("env_steps_valid")
-        valid += (np.asarray(steps)[..., :updates].sum(axis=-1) if steps is not None
-                  else updates * derived.steps_per_update)
-        chunk_times.append(time.perf_counter() - t)
-        train_s += chunk_times[-1]
-        t = time.perf_counter()
-        keys = jax.random.split(jax.random.fold_in(eval_root, c), n)
-        returns = np.asarray(programs.evaluate(state, keys).greedy).reshape(n, -1).mean(axis=1)
-        eval_s += time.perf_counter() - t
-        new = (returns >= THRESHOLD) & (solved_at < 0)
-        solved_at[new] = c
-        solve_train_s[new], solve_eval_s[new] = train_s, eval_s
-        solve_valid[new] = valid[new]
-        if (solved_at >= 0).all():
-            break
-    steps_after = [derived.updates_after(c) * derived.steps_per_update
-                   for c in range(derived.num_chunks + 1)]
-    return {
-        "seed": seed,
-        "seeds": n,
-        "compile_s": compile_s,
-        "train_s": train_s,  # all chunks run (until every seed solved, or the budget)
-        "eval_s": eval_s,
-        "chunks_run": len(chunk_times),
-        "chunk_s_median": statistics.median(chunk_times),
-        "steps_per_chunk": steps_after[1],  # the first chunk's; later ones may be shorter
-        "env_steps_run": steps_after[len(chunk_times)],
-        "num_chunks": derived.num_chunks,
-        "solved": (solved_at >= 0).tolist(),
-        "solve_env_steps": [steps_after[c + 1] if c >= 0 else None for c in solved_at],
-        # env steps actually stepped (REINFORCE: excluding the padding after episodes end)
-        "solve_valid_env_steps": [None if np.isnan(x) else int(x) for x in solve_valid],
-        "valid_env_steps_per_s": float(valid.sum() / train_s),
-        "solve_train_s": [None if np.isnan(x) else float(x) for x in solve_train_s],
-        "solve_eval_s": [None if np.isnan(x) else float(x) for x in solve_eval_s],
-        "load_average": load_average(),
-    }
 
 
 def _spread(values: list[float]) -> str:
@@ -155,7 +81,7 @@ def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = Fa
             compile_programs(pgjax.make_train(batch_config), batch)
     singles = []
     for seed in range(seeds):
-        r = solve(config, seed, None)
+        r = time_to_solve(config, seed, None, threshold=THRESHOLD)
         singles.append(r)
         steps = r["solve_env_steps"][0]
         print(f"  {name} seed {seed}: compile {r['compile_s']:.2f}s, "
@@ -163,7 +89,7 @@ def run_config(name: str, seeds: int, batch: int, chunks: int, cached: bool = Fa
                  f"(+{r['solve_eval_s'][0]:.2f}s eval)" if steps else
                  f"not solved in {r['env_steps_run']} env steps")
               + f", load {r['load_average'][0]}", flush=True)
-    batched = solve(batch_config, 0, batch) if batch else None
+    batched = time_to_solve(batch_config, 0, batch, threshold=THRESHOLD) if batch else None
     if batched:
         solved = sum(batched["solved"])
         print(f"  {name} {batch} seeds vmapped: compile {batched['compile_s']:.2f}s, "

@@ -144,10 +144,22 @@ def config_from_dict(data: Mapping[str, Any], *, check: bool = True) -> Config:
 def load_config(path: str | os.PathLike) -> Config:
     """Loads and validates a YAML config file (see the module docstring for its form).
 
+    ``path`` may also name a shipped preset (``"cartpole_a2c"``, :mod:`pgjax.presets`): a
+    string that is not an existing file and has no path separator or ``.yaml`` suffix.
+
     Raises:
       ConfigError: naming the path if it cannot be read, the path and line if it is not valid
-        YAML (duplicate keys included), and the path and key if a value is wrong.
+        YAML (duplicate keys included), and the path and key if a value is wrong; listing the
+        presets for an unknown preset name.
     """
+    # Imported here: pgjax.presets loads the pgjax package, which this module does not need.
+    from pgjax.presets import is_preset_name, preset_path  # noqa: PLC0415
+
+    if isinstance(path, str) and is_preset_name(path) and not os.path.exists(path):
+        try:
+            path = preset_path(path)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()

@@ -110,7 +110,7 @@ class TrainingConfig:
     num_chunks: int = 20
     devices: IntOrWord = 1  # devices num_envs is split over: a count, or "all" (pgjax.sharding)
     split: str = "envs"  # what devices split: "envs" of each seed, or whole "seeds" (small agents)
-    num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.distributed)
+    num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.host.distributed)
     coordinator_address: str = ""  # multi-host: host:port of process 0; "" = env or cluster
     # a2c and ppo: sum each gradient over slices (a2c: of time steps; ppo: of minibatch rows)
     # of at most this many samples per device, so each slice's activations stay in cache

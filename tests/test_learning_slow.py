@@ -7,14 +7,15 @@ a 2-core CPU; the Breakout-MinAtar rows (10M env steps) are left to
 ``benchmarks/learning.py`` itself.
 """
 
+import importlib.util
 import pathlib
-import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import learning  # noqa: E402
+_spec = importlib.util.spec_from_file_location("learning", ROOT / "benchmarks" / "learning.py")
+learning = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(learning)
 
 ROWS = [row for row in learning.ROWS if "MinAtar" not in row.env]
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgjax.config import Config, apply_overrides, config_to_dict, load_config
+from pgjax.config import Config, ConfigError, apply_overrides, config_to_dict, load_config
 from pgjax.host.rundir import RunError
+from pgjax.presets import is_preset_name, preset_path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = "configs/cartpole_a2c.yaml"
+DEFAULT_CONFIG = "cartpole_a2c"  # a preset (pgjax.presets)
 
 
 def resolve_config_path(path: str | None) -> Path:
-    """CONFIG as given, or relative to the repository root when it is not under the cwd."""
-    given = Path(path or DEFAULT_CONFIG)
-    if not given.is_absolute() and not given.exists() and (ROOT / given).exists():
-        return ROOT / given
-    return given
+    """CONFIG as given: an existing file, else a preset's name (``cartpole_ppo``, see
+    :mod:`pgjax.presets`); none means :data:`DEFAULT_CONFIG`.
+
+    Raises:
+      ConfigError: (one line, listing the presets) for a name that is neither.
+    """
+    given = path or DEFAULT_CONFIG
+    if Path(given).exists() or not is_preset_name(given):
+        return Path(given)
+    try:
+        return preset_path(given)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def read_config(path: Path, overrides: list[str], seeds: int | None,
