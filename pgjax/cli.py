@@ -32,11 +32,12 @@ from pgjax.host.cache import setup_cache
 from pgjax.host.rundir import RunError
 
 EXAMPLES = """examples:
-  pgjax train                                      # configs/cartpole_a2c.yaml, 1 seed
-  pgjax train configs/cartpole_ppo.yaml --seeds 8 --set training.total_env_steps=200000
+  pgjax train                                      # the cartpole_a2c preset, 1 seed
+  pgjax train cartpole_ppo --seeds 8 --set training.total_env_steps=200000
+  pgjax train my_config.yaml --set algorithm.gamma=0.95
   pgjax train --resume runs/cartpole_a2c-20260101-120000
   pgjax eval runs/cartpole_a2c-20260101-120000 --episodes 100
-  pgjax compare configs/cartpole_reinforce.yaml configs/cartpole_reinforce_baseline.yaml --seeds 10
+  pgjax compare cartpole_reinforce cartpole_reinforce_baseline --seeds 10
 """
 
 
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "metrics.csv, curve.png, summary.json, checkpoints/). Ctrl-C stops after "
                     "the current chunk with a checkpoint; --resume continues exactly.")
     train.add_argument("config", nargs="?", metavar="CONFIG",
-                       help="YAML config (default configs/cartpole_a2c.yaml)")
+                       help="a YAML file or a preset's name (default cartpole_a2c; the presets: "
+                            "pgjax/presets, also linked as configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set algorithm.gamma=0.95 (repeatable)")
     train.add_argument("--seeds", type=_positive_int, metavar="N",
@@ -157,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every CONFIG (each one vmapped program over its seeds), then draw "
                     "their mean ± std curves on one figure and print a table. Writes DIR/<name>/ "
                     "(a run directory per config), DIR/compare.png, compare.csv, compare.json.")
-    compare.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML configs to compare")
+    compare.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files or preset names to compare")
     compare.add_argument("--seeds", type=_positive_int, metavar="N",
                          help="seeds per config (sets training.num_seeds)")
     compare.add_argument("--devices", type=_devices, metavar="D",

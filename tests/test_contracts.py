@@ -4,6 +4,7 @@ give one clear error, not a silent wrong answer."""
 import gymnax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import pgjax
@@ -61,3 +62,41 @@ def test_a_custom_env_names_itself_in_the_trainer_config():
     trainer = pgjax.make_train(config, env=env)
     assert trainer.config.env.name == "MyAcrobot" and trainer.config.env.params == ()
     assert pgjax.make_train(PPO).config is PPO  # built from the config: unchanged
+
+
+def test_an_update_without_a_finished_episode_has_no_mean_return():
+    # Before: 0.0, which pulled per-update averages down (README sweep: 116.6 for 246.8).
+    config = apply_overrides(load_config("configs/cartpole_a2c.yaml"),
+                             ["training.total_env_steps=12800", "training.num_envs=4"])
+    trainer = pgjax.make_train(config)
+    _, metrics = jax.jit(trainer.train)(jax.random.key(0))
+    count = np.asarray(metrics["episode_count"])
+    returns = np.asarray(metrics["episode_return"])
+    assert (count == 0).any() and (count > 0).any()
+    assert np.isnan(returns[count == 0]).all() and np.isfinite(returns[count > 0]).all()
+    want = (returns[count > 0] * count[count > 0]).sum() / count.sum()
+    np.testing.assert_allclose(float(pgjax.episode_mean(metrics)), want, rtol=1e-6)
+
+
+def test_load_run_and_make_policy(tmp_path, monkeypatch):
+    from pgjax import cli
+    from pgjax.envs import normalize_obs
+    from pgjax.networks import env_action
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--no-cache", "train", "cartpole_ppo", "--seeds", "2", "--out", "run",
+                     "--set", "training.total_env_steps=4096"]) == 0
+    trainer, state = pgjax.load_run("run")
+    assert state.update.shape == (2,) and trainer.config.training.num_seeds == 2
+    obs = jax.random.normal(jax.random.key(0), (5, 4))
+    act = jax.jit(pgjax.make_policy(trainer, state, seed_index=1))
+    one = jax.tree.map(lambda x: x[1], state)
+    dist = trainer.networks.actor(one.params, normalize_obs(one.obs_stats, obs))
+    np.testing.assert_array_equal(act(obs, jax.random.key(1)),
+                                  env_action(trainer.env.spec, dist.mode()))
+    assert act(obs[0], jax.random.key(1)).shape == ()
+    with pytest.raises(ValueError, match="seed_index=2; the state has 2 seed"):
+        pgjax.make_policy(trainer, state, seed_index=2)
+    with pytest.raises(ValueError, match="must be 'latest' or 'best'"):
+        pgjax.load_run("run", checkpoint="first")
+    pgjax.load_run("run", checkpoint="best")

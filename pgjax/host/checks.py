@@ -73,8 +73,11 @@ def first_non_finite(metrics: dict[str, np.ndarray], finite_params: np.ndarray,
                      first_update: int) -> str | None:
     """Names the earliest non-finite metric (update, seed), or non-finite params; else None."""
     found = None
+    ended = metrics.get("episode_count")
     for name, values in metrics.items():
         bad = ~np.isfinite(values)
+        if name in ("episode_return", "episode_length") and ended is not None:
+            bad &= ended > 0  # NaN by definition where no episode ended
         if bad.any():
             u = int(np.argmax(bad.any(axis=0)))
             if found is None or u < found[0]:

@@ -120,7 +120,8 @@ def chunk_rows(metrics: dict[str, np.ndarray], *, chunk: int, update: int, env_s
             values = metrics[name][s].astype(np.float64)
             if name == "episode_count":
                 row[name] = int(n)
-            elif name in _EPISODE:
+            elif name in _EPISODE:  # NaN in updates where no episode ended: weight 0
+                values = np.where(count[s] > 0, values, 0.0)
                 row[name] = float((values * count[s]).sum() / n) if n > 0 else math.nan
             else:
                 row[name] = float(values.mean())
