@@ -2,9 +2,12 @@
 
 Every command checks its input before anything compiles; a problem a person must fix (a bad
 config key or value, a missing file, an existing run directory, ...) is reported on one line
-and the command exits with code 2, without a traceback and without writing anything.
-``pgjax train`` and ``pgjax compare`` stop cleanly on Ctrl-C or SIGTERM after the current
-chunk (exit 130 / 143) and print how to resume; a diverged run exits 1.
+and the command exits with code 2, without a traceback and without writing anything. A file
+that cannot be read or written (disk full, permissions, a path under a regular file) is one
+line naming the path and the OS error, exit code 3. ``pgjax train`` and ``pgjax compare``
+stop cleanly on Ctrl-C or SIGTERM (after the current chunk, or at once outside one; exit 130
+/ 143) and print what was kept and the command that continues; a diverged run exits 1.
+(:mod:`pgjax.host.errors` lists the codes.)
 
 Compiled programs are kept in a persistent cache (``~/.cache/pgjax/jax``, or
 ``$XDG_CACHE_HOME/pgjax/jax``), so a second run of the same config skips most of its
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 import sys
+import threading
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
 from pgjax.config import ConfigError
@@ -29,7 +34,8 @@ from pgjax.host import commands as _commands
 from pgjax.host import compare as _compare
 from pgjax.host import render as _render
 from pgjax.host.cache import setup_cache
-from pgjax.host.rundir import RunError
+from pgjax.host.errors import (EXIT_INPUT, EXIT_STORAGE, RunError, StorageError,
+                               exit_code_of, raise_interrupted)
 
 EXAMPLES = """examples:
   pgjax train                                      # the cartpole_a2c preset, 1 seed
@@ -118,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in RUN_DIR from its latest checkpoint")
     train.add_argument("--force", action="store_true",
                        help="replace the run files in an existing --out directory")
+    train.add_argument("--restart", action="store_true",
+                       help="with --resume: train RUN_DIR again from the start (its config.yaml), "
+                            "replacing its metrics and checkpoints")
 
     ev = commands.add_parser(
         "eval", parents=[cache], help="evaluate a run's checkpoint (mean ± std over seeds)",
@@ -159,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every CONFIG (each one vmapped program over its seeds), then draw "
                     "their mean ± std curves on one figure and print a table. Writes DIR/<name>/ "
                     "(a run directory per config), DIR/compare.png, compare.csv, compare.json.")
-    compare.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML files or preset names to compare")
+    compare.add_argument("configs", nargs="*", metavar="CONFIG",
+                         help="YAML files or preset names to compare")
     compare.add_argument("--seeds", type=_positive_int, metavar="N",
                          help="seeds per config (sets training.num_seeds)")
     compare.add_argument("--devices", type=_devices, metavar="D",
@@ -170,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output directory (default runs/compare-<YYYYmmdd-HHMMSS>)")
     compare.add_argument("--force", action="store_true",
                          help="replace an existing, non-empty --out directory's runs")
+    compare.add_argument("--resume", metavar="DIR",
+                         help="continue the interrupted comparison in DIR: finished variants "
+                              "are kept, the stopped one resumes, the rest start")
 
     commands.add_parser("envs", help="list the gymnax environments with their observation and "
                                      "action spaces")
@@ -194,16 +207,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops as Ctrl-C does (the train loop defers both to the end of a chunk).
+        signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         if args.command in COMPILING:
             setup_cache(args)
         return COMMANDS[args.command](args)
     except (ConfigError, RunError) as error:
         print(f"pgjax {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"pgjax {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INPUT
+    except StorageError as error:
+        print(f"pgjax {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_STORAGE
+    except OSError as error:
+        print(f"pgjax {args.command}: error: {StorageError.from_os(error)}", file=sys.stderr)
+        return EXIT_STORAGE
+    except KeyboardInterrupt as stop:  # errors.Interrupted (SIGTERM) too
+        signum = getattr(stop, "signum", signal.SIGINT)
+        print(f"pgjax {args.command}: {signal.Signals(signum).name}: stopped", file=sys.stderr)
+        return exit_code_of(signum)
 
 
 if __name__ == "__main__":

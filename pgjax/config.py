@@ -55,8 +55,24 @@ from pgjax.schema import (ACTIVATIONS, AlgorithmConfig, Config, Derived, EnvConf
                           EnvParams, IntOrWord, NetworkConfig, OptimizerConfig, TrainingConfig,
                           _error, _hints, _SECTIONS, _unknown, _coerce, derive, validate)
 
+MAX_YAML_DEPTH = 16  # a config is 3 levels deep (section, key, env param); lists add a few
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-5`` as a float and rejects duplicate keys."""
+    """SafeLoader that reads ``1e-5`` as a float, rejects duplicate keys, and refuses
+    nesting deeper than :data:`MAX_YAML_DEPTH` (PyYAML recurses once per level: a deep
+    enough file would raise RecursionError)."""
+
+    def compose_node(self, parent, index):
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep (a pgjax config "
+                    "has sections of keys)", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -213,7 +229,8 @@ def apply_overrides(config: Config, overrides: Sequence[str], *, check: bool = T
         try:
             value = yaml.load(raw, Loader=_Loader)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{key.strip()}={raw!r}: cannot parse value as YAML: "
+            shown = raw if len(raw) <= 60 else raw[:57] + "..."
+            raise ConfigError(f"{key.strip()}={shown!r}: cannot parse value as YAML: "
                               f"{getattr(e, 'problem', None) or e}") from e
         body = data.setdefault(parts[0], {})
         if nested:

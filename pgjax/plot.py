@@ -8,6 +8,7 @@ Episode animations are the env adapter's (``Env.render``, e.g. :mod:`pgjax.envs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import warnings
@@ -54,9 +55,13 @@ def read_curve(metrics_csv: str | os.PathLike, label: str = "") -> Curve:
     steps: dict[int, int] = {}
     with open(metrics_csv, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            chunk = int(row["chunk"])
-            by_chunk.setdefault(chunk, {})[int(row["seed"])] = float(row["episode_return"])
-            steps[chunk] = int(row["env_steps"])
+            try:  # a row cut short (a killed run, a full disk) is not a point of the curve
+                chunk, seed = int(row["chunk"]), int(row["seed"])
+                value, step = float(row["episode_return"]), int(row["env_steps"])
+            except (TypeError, ValueError, KeyError):
+                continue
+            by_chunk.setdefault(chunk, {})[seed] = value
+            steps[chunk] = step
     chunks = sorted(by_chunk)
     seeds = sorted({s for values in by_chunk.values() for s in values})
     returns = np.full((len(seeds), len(chunks)), np.nan)
@@ -103,7 +108,12 @@ def plot_curves(curves: Sequence[Curve], path: str | os.PathLike, *, title: str 
         ax.legend(loc="best", fontsize="small")
         fig.tight_layout()
         tmp = f"{os.fspath(path)}.tmp.png"
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)  # a reader never sees half a PNG
+        try:
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, path)  # a reader never sees half a PNG
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full disk leaves no half PNG either
+                os.remove(tmp)
+            raise
     finally:
         plt.close(fig)

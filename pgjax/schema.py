@@ -112,6 +112,7 @@ class TrainingConfig:
     split: str = "envs"  # what devices split: "envs" of each seed, or whole "seeds" (small agents)
     num_processes: int = 1  # processes of a multi-host run; 0 = ask the cluster (pgjax.host.distributed)
     coordinator_address: str = ""  # multi-host: host:port of process 0; "" = env or cluster
+    join_timeout_s: float = 300.0  # multi-host: seconds to wait for every process to join
     # a2c and ppo: sum each gradient over slices (a2c: of time steps; ppo: of minibatch rows)
     # of at most this many samples per device, so each slice's activations stay in cache
     # (same update, +15-40% steps/s on CPU at large N; pgjax.learner.loss_slices); "auto":
@@ -250,7 +251,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "optimizer.max_grad_norm": _GT0_OR_NULL,
     "optimizer.adam_eps": _GT0,
     "training.num_envs": _GE1,
-    "training.seed": _GE0,
+    "training.seed": ("must be >= 0 and < 2**63", lambda v: 0 <= v < 2**63),
     "training.num_seeds": _GE1,
     "training.eval_episodes": _GE0,
     "training.num_chunks": _GE1,
@@ -258,6 +259,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "training.grad_slice_samples": ("must be an int >= 0 or 'auto'",
                                     lambda v: v == "auto" or v >= 0),
     "training.num_processes": _GE0,
+    "training.join_timeout_s": _GT0,
     "training.split": ("must be 'envs' or 'seeds'", ("envs", "seeds").__contains__),
 }
 

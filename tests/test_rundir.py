@@ -73,11 +73,13 @@ def test_run_directories(tmp_path, monkeypatch):
     (existing / "checkpoints" / "chunk_1").mkdir(parents=True)
     with pytest.raises(rundir.RunError, match="pass --force"):
         rundir.choose_run_dir(config_path, "existing", False)
-    rundir.create_run_dir(rundir.choose_run_dir(config_path, "existing", True), force=True)
+    lock = rundir.create_run_dir(rundir.choose_run_dir(config_path, "existing", True), force=True)
+    assert sorted(p.name for p in existing.iterdir()) == [rundir.LOCK_FILE, "notes.txt"]
+    lock.release()
     assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]  # run files only
 
 
-def test_checkpoints_keep_the_latest_and_the_best(tmp_path):
+def test_checkpoints_keep_the_latest_the_previous_and_the_best(tmp_path):
     def state(x):
         return {"w": jnp.full((2, 3), x), "key": jax.random.split(jax.random.key(7), 2),
                 "none": None}
@@ -88,7 +90,8 @@ def test_checkpoints_keep_the_latest_and_the_best(tmp_path):
         checkpoints.save(chunk, state(float(chunk)), {"chunk": chunk}, mean_return)
     assert (checkpoints.latest(), checkpoints.best()) == (4, 2)
     checkpoints.close()
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["chunk_2", "chunk_4"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "chunk_2", "chunk_3", "chunk_4"]
     reopened = rundir.Checkpoints(tmp_path / "checkpoints")
     restored, progress = reopened.restore(4, abstract)
     assert progress == {"chunk": 4} and reopened.progress(2) == {"chunk": 2}

@@ -37,14 +37,16 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from pgjax.bench.algorithms import algorithm_names, is_episodic, schedule_text
 from pgjax.bench.compile_cache import compile_cache_times
 from pgjax.bench.flops import model_flops
 from pgjax.bench.machine import format_rate, header, load_average, machine_info
-from pgjax.bench.phases import PHASES, STEPS_PER_CALL, bench_phases
+from pgjax.bench.phases import PHASES, STEPS_PER_CALL, bench_config, bench_phases
 from pgjax.bench.report import plot, results_table
 from pgjax.config import Config, ConfigError, apply_overrides, load_config
+from pgjax.host.errors import EXIT_STORAGE, StorageError
 from pgjax.memory import env_sizes, network_shape
 
 DEFAULT_NUM_ENVS = (64, 256, 1024, 4096, 16384)
@@ -124,12 +126,51 @@ def run_compile_cache(args: argparse.Namespace, machine: dict, command: str) -> 
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--json`` and ``--plot`` can be written, and ``--plot`` names a format matplotlib
+    writes: checked before the benchmark runs, not after."""
+    from pgjax.host.rundir import check_writable  # noqa: PLC0415
+
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"--plot {args.plot}: must end in .png, .pdf or .svg")
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path:
+            if Path(path).is_dir():
+                raise ConfigError(f"{flag} {path}: is a directory; name a file")
+            check_writable(Path(path), flag)
+
+
+def _check_memory(config: Config, env, num_envs: list[int], steps: int | None) -> None:
+    """Refuses an N whose buffers would not fit, naming --num-envs (not the config keys the
+    benchmark sets for it)."""
+    from pgjax.memory import available_memory, estimate_memory  # noqa: PLC0415
+
+    limit = available_memory()
+    for n in num_envs:
+        try:
+            parts = estimate_memory(bench_config(config, n, steps), env=env).parts
+            need = sum(v for k, v in parts.items() if k != "metrics")  # one chunk per call
+        except ConfigError as error:
+            raise ConfigError(f"--num-envs {n}: {error}") from None
+        if need > limit:
+            raise ConfigError(f"--num-envs {n}: needs about {need / 2**30:.1f} GiB, over the "
+                              f"{limit / 2**30:.1f} GiB available; use a smaller N")
+
+
 def run(args: argparse.Namespace, *, command: str | None = None) -> int:
     """Runs the benchmark ``args`` describe, prints its tables; returns an exit status."""
     from pgjax.envs import make_env  # noqa: PLC0415
 
     command = command or command_line(None)
     machine = machine_info()
+    try:
+        _check_outputs(args)
+    except ConfigError as error:
+        print(f"pgjax bench: error: {error}", file=sys.stderr)
+        return 2
+    except StorageError as error:
+        print(f"pgjax bench: error: {error}", file=sys.stderr)
+        return EXIT_STORAGE
     if args.compile_cache:
         return run_compile_cache(args, machine, command)
 
@@ -137,8 +178,13 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
         config, steps = resolve_config(args)
         env = make_env(config.env.name, **dict(config.env.params))
         text = args.num_envs or ",".join(map(str, QUICK_NUM_ENVS if args.quick else DEFAULT_NUM_ENVS))
-        num_envs = [int(n) for n in text.split(",") if n]
+        try:
+            num_envs = [int(n) for n in text.split(",") if n]
+        except ValueError:
+            raise ConfigError(f"--num-envs {text}: must be whole numbers separated by commas, "
+                              "e.g. 64,1024") from None
         phases = tuple(p for p in args.phases.split(",") if p)
+        _check_memory(config, env, num_envs, steps)
     except (ConfigError, ValueError) as error:
         print(f"pgjax bench: error: {error}", file=sys.stderr)
         return 2

@@ -88,7 +88,9 @@ def make_learn(trainer) -> Callable:
 def bench_config(config: Config, num_envs: int, num_steps: int | None) -> Config:
     """``config`` with N envs and T steps (a2c/ppo), and a budget so large that annealed
     learning rates stay at their start for the whole benchmark."""
-    overrides = [f"training.num_envs={num_envs}", "training.total_env_steps=1000000000000",
+    steps = num_steps or config.algorithm.n_steps
+    budget = max(10**12, num_envs * steps * 10**3)  # whatever N: a budget it cannot exhaust
+    overrides = [f"training.num_envs={num_envs}", f"training.total_env_steps={budget}",
                  "training.num_chunks=1"]
     if num_steps is not None and not is_episodic(config):
         overrides.append(f"algorithm.n_steps={num_steps}")

@@ -136,6 +136,8 @@ def wrap_env(env: Any, params: Any = None, *, name: str | None = None,
                 f"unknown parameter(s) {', '.join(map(repr, unknown))} for {name}; "
                 f"valid fields: {', '.join(fields)}."
             )
+        for key, value in env_params.items():
+            _check_param(key, value, getattr(params, key))
         params = params.replace(**env_params)
     return GymnaxEnv(env=env, params=params, spec=_make_spec(name, env, params))
 
@@ -152,6 +154,23 @@ def _static(x: Any) -> float | tuple:
     if x.dtype == np.float32:
         return float(str(x[()]))  # numpy prints the shortest round-trip decimal
     return float(x)
+
+
+def _check_param(key: str, value: Any, default: Any) -> None:
+    """Refuses an override of another kind than the field's default (a string for a number,
+    a fraction for a count) or a step limit below 1, before JAX sees it.
+
+    Raises:
+      ValueError: ``"key=value: must be ..."``.
+    """
+    kind = np.asarray(default).dtype.kind
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not (kind == "b" and isinstance(value, bool)):
+            raise ValueError(f"{key}={value!r}: must be a number like its default {default!r}")
+    elif kind in "iu" and float(value) != int(value):
+        raise ValueError(f"{key}={value!r}: must be a whole number (default {default!r})")
+    if key == "max_steps_in_episode" and value < 1:
+        raise ValueError(f"{key}={value!r}: must be >= 1")
 
 
 def _make_spec(name: str, env: Any, params: Any) -> EnvSpec:

@@ -134,13 +134,17 @@ class MetricsCSV(Callback):
     """``metrics.csv``: every chunk's rows, flushed and fsynced (process 0 only).
 
     A new run starts the file afresh; a resumed one drops the rows of chunks after its
-    checkpoint (reported, but not checkpointed). A diverged chunk's rows are written too.
+    checkpoint (reported, but not checkpointed) and malformed rows (a row cut short by a
+    kill or a full disk), with a warning. A diverged chunk's rows are written too.
     """
 
     def on_start(self, ctx: RunContext) -> None:
         self.file = MetricsFile(ctx.directory / "metrics.csv")
         if ctx.primary:
-            self.file.truncate(ctx.start_chunk)
+            dropped = self.file.truncate(ctx.start_chunk, ctx.seeds)
+            if dropped:
+                ctx.say(f"warning: {self.file.path}: dropped {dropped} malformed row(s) "
+                        "(cut short or unparsable)")
 
     def on_chunk(self, ctx: RunContext, info: ChunkInfo) -> None:
         if ctx.primary:

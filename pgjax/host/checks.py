@@ -11,7 +11,7 @@ import numpy as np
 
 from pgjax.config import Config, ConfigError, config_from_dict, config_to_dict
 from pgjax.host.config_io import config_diff
-from pgjax.host.rundir import Checkpoints, RunError
+from pgjax.host.errors import RunError
 
 
 def _fmt_bytes(n: float) -> str:
@@ -32,11 +32,25 @@ def build_trainer(config: Config):
         find_family(name)
     except ValueError as e:
         raise ConfigError(f"env.name: {e} (see pgjax envs)") from e
+    params = dict(config.env.params)
     try:
-        env = make_env(name, **dict(config.env.params))
+        env = make_env(name, **params)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"env.params={dict(config.env.params)!r}: {e}") from e
+        text = " ".join(str(e).split())
+        if any(text.startswith(f"{key}=") for key in params):  # names its own key
+            raise ConfigError(f"env.params.{text}") from None
+        raise ConfigError(f"env.params={params!r}: {text[:300]}") from None
+    except Exception as e:  # noqa: BLE001  (a family's constructor: downloads, files, ...)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"env.name={name!r}: cannot be built here ({first}); "
+                          "pgjax envs lists what can") from None
     spec = env.spec
+    if spec.max_steps_in_episode < 1:
+        key = ("env.params.max_steps_in_episode" if "max_steps_in_episode" in params
+               else "env.name")
+        value = params.get("max_steps_in_episode", name)
+        raise ConfigError(f"{key}={value!r}: the env's max_steps_in_episode is "
+                          f"{spec.max_steps_in_episode}; it must be >= 1")
     if config.network.cnn and len(spec.obs_shape) != 3:
         raise ConfigError(f"network.cnn=True: needs image observations [H, W, C]; {name} has "
                           f"obs_shape {spec.obs_shape}; use network.cnn=false")
@@ -56,17 +70,43 @@ def check_memory(config: Config, env, seeds: int, devices: int = 1) -> str:
     import jax  # noqa: PLC0415
 
     from pgjax import memory  # noqa: PLC0415
-    estimate = memory.estimate_memory(config, seeds=seeds, env=env).total_bytes
+    parts = memory.estimate_memory(config, seeds=seeds, env=env).parts
+    estimate = sum(parts.values())
     limit = memory.available_memory()
     if jax.default_backend() != "cpu":
         limit *= devices
-    t, a = config.training, config.algorithm
     if estimate > limit:
+        t, a = config.training, config.algorithm
+        largest = max(("activations", "rollout_buffers", "env_states", "params_and_optimizer",
+                       "evaluation"), key=parts.__getitem__)
+        at_fault = {  # the settings that size the largest part
+            "evaluation": f"training.eval_episodes={t.eval_episodes}",
+            "params_and_optimizer": f"network.hidden_sizes={list(config.network.hidden_sizes)}",
+            "env_states": f"training.num_envs={t.num_envs}",
+        }.get(largest, f"training.num_envs={t.num_envs} with algorithm.n_steps={a.n_steps}")
         raise ConfigError(
-            f"training.num_envs={t.num_envs}: with algorithm.n_steps={a.n_steps} and {seeds} "
-            f"seed(s) the estimated memory is {_fmt_bytes(estimate)}, over the "
-            f"{_fmt_bytes(limit)} available; lower training.num_envs, algorithm.n_steps or --seeds")
+            f"{at_fault}: with {seeds} seed(s) the estimated memory is {_fmt_bytes(estimate)} "
+            f"({largest.replace('_', ' ')} {_fmt_bytes(parts[largest])}), over the "
+            f"{_fmt_bytes(limit)} available; lower it (or --seeds)")
     return f"memory estimate {_fmt_bytes(estimate)} of {_fmt_bytes(limit)} available"
+
+
+def check_eval_memory(config: Config, trainer, flag: str) -> None:
+    """``pgjax eval``: refuses an evaluation (``training.eval_episodes`` per seed, given by
+    ``flag``) whose episode buffers would not fit, before anything is compiled."""
+    import jax  # noqa: PLC0415
+
+    from pgjax import memory  # noqa: PLC0415
+    seeds = config.training.num_seeds
+    parts = memory.estimate_memory(config, seeds=seeds, env=trainer.env).parts
+    need = sum(parts[k] for k in ("runtime", "compilation", "params_and_optimizer", "evaluation"))
+    limit = memory.available_memory()
+    if jax.default_backend() != "cpu":
+        limit *= trainer.sharding.num_devices
+    if need > limit:
+        raise RunError(f"{flag} {config.training.eval_episodes}: evaluating {seeds} seed(s) "
+                       f"needs about {_fmt_bytes(need)}, over the {_fmt_bytes(limit)} "
+                       "available; ask for fewer episodes")
 
 
 def first_non_finite(metrics: dict[str, np.ndarray], finite_params: np.ndarray,
@@ -96,24 +136,16 @@ def metrics_len(metrics: dict[str, np.ndarray]) -> int:
     return next(iter(metrics.values())).shape[1]
 
 
-def check_resume(directory: Path, config: Config, derived) -> None:
-    """Refuses to resume when config.yaml no longer matches the latest checkpoint's config,
-    or when the checkpoint's chunks ran other update counts than ``derived`` splits the run
-    into (one written before uneven chunks, which dropped ``num_updates % num_chunks``
-    updates; its progress has no ``updates``)."""
-    checkpoints = Checkpoints(directory / "checkpoints")
-    latest = checkpoints.latest()
-    progress = checkpoints.progress(latest) if latest is not None else {}
-    checkpoints.close()
-    saved = progress.get("config")
-    if saved is not None and saved != config_to_dict(config):
-        try:
-            diff = ", ".join(config_diff(config_from_dict(saved), config))
-        except ConfigError:
-            diff = "keys this version of pgjax does not read"
-        if diff:  # else only RUNTIME_KEYS differ (e.g. training.devices)
-            raise RunError(f"--resume {directory}: config.yaml differs from the config of "
-                           f"checkpoint chunk_{latest} in {diff}; restore the run's config.yaml")
+def check_resume(directory: Path, config: Config, derived, latest: int | None,
+                 progress: dict) -> None:
+    """Refuses to resume when config.yaml no longer matches the config of the checkpoint
+    ``latest`` (whose saved ``progress`` is given), or when the checkpoint's chunks ran other
+    update counts than ``derived`` splits the run into (one written before uneven chunks,
+    which dropped ``num_updates % num_chunks`` updates; its progress has no ``updates``)."""
+    diff = checkpoint_config_diff(config, progress)
+    if diff:
+        raise RunError(f"--resume {directory}: config.yaml differs from the config of "
+                       f"checkpoint chunk_{latest} in {diff}; restore the run's config.yaml")
     if latest is None:
         return
     expected = derived.updates_after(int(progress["chunk"]))
@@ -123,6 +155,27 @@ def check_resume(directory: Path, config: Config, derived) -> None:
             f"the run's updates into chunks differently (this version runs all "
             f"{derived.num_updates:,}, in {derived.num_chunks} chunks of "
             f"{chunk_lengths(derived)}); start a new run, or resume with the pgjax that wrote it")
+
+
+def checkpoint_config_diff(config: Config, progress: dict) -> str:
+    """The keys (``a.b (old -> new)``) where ``config`` differs from the config saved in a
+    checkpoint's progress, except where a run executes (devices); "" if none or unknown."""
+    saved = progress.get("config")
+    if saved is None or saved == config_to_dict(config):
+        return ""
+    try:
+        return ", ".join(config_diff(config_from_dict(saved), config))
+    except ConfigError:
+        return "keys this version of pgjax does not read"
+
+
+def check_run_config(directory: Path, config: Config, chunk: int, progress: dict) -> None:
+    """For eval, render and load_run: refuses a config.yaml edited since checkpoint ``chunk``
+    was written (its arrays would not fit), naming the keys that differ."""
+    diff = checkpoint_config_diff(config, progress)
+    if diff:
+        raise RunError(f"{directory}: config.yaml differs from the config of checkpoint "
+                       f"chunk_{chunk} in {diff}; restore the run's config.yaml")
 
 
 def chunk_lengths(derived) -> str:

@@ -18,12 +18,25 @@ from pgjax.host.checks import build_trainer, check_memory
 from pgjax.host.config_io import read_scaled_config, resolve_config_path, scaling_lines
 from pgjax.host.distributed import say
 from pgjax.host.loop import train_run
-from pgjax.host.rundir import RunError
+from pgjax.host.errors import RunError, StorageError
+
+
+REQUEST = "compare-request.json"  # what was asked, for --resume
 
 
 def compare(args: argparse.Namespace) -> int:
     from pgjax import plot  # noqa: PLC0415
 
+    if args.resume:
+        if args.configs or args.out or args.force:
+            raise RunError("--resume DIR continues that comparison as it was asked; drop "
+                           "CONFIG, --out and --force")
+        out = Path(args.resume)
+        request = _read_request(out)
+        args.configs, args.set = request["configs"], request["set"]
+        args.seeds, args.devices = request["seeds"], request["devices"]
+    elif not args.configs:
+        raise RunError("give one or more CONFIGs to compare, or --resume DIR")
     paths = [resolve_config_path(c) for c in args.configs]
     scaled = [read_scaled_config(p, args.set, args.seeds, args.devices) for p in paths]
     configs = [s.config for s in scaled]
@@ -38,25 +51,92 @@ def compare(args: argparse.Namespace) -> int:
             i += 1
             label = f"{p.stem}-{i}"
         labels.append(label)
-    out = _out_dir(args)
+    if not args.resume:
+        out = _out_dir(args)
     trainers = [build_trainer(c) for c in configs]  # every variant checked before any compile
     notes = [check_memory(c, t.env, c.training.num_seeds, t.sharding.num_devices)
              for c, t in zip(configs, trainers)]
-    out.mkdir(parents=True, exist_ok=True)
-    say(f"compare directory: {out}")
-    results = []
-    for label, path, config, trainer, note in zip(labels, paths, configs, trainers, notes):
-        directory = out / label
-        rundir.create_run_dir(directory, force=True)
-        save_config(config, directory / "config.yaml")
-        say(f"--- {label} ({path})")
-        for line in scaling_lines(scaled[labels.index(label)].changes):
+    lock = rundir.create_run_dir(out, force=True, warn=say) if not args.resume else \
+        rundir.RunLock(out, say).acquire()
+    try:
+        if not args.resume:
+            rundir.write_json(out / REQUEST, {
+                "configs": [str(p) for p in paths], "set": list(args.set),
+                "seeds": args.seeds, "devices": args.devices})
+        say(f"compare directory: {out}")
+        results = []
+        for label, path, config, trainer, note in zip(labels, paths, configs, trainers, notes):
+            result = _variant(out, label, path, config, trainer, note,
+                              scaled[labels.index(label)].changes, args.resume)
+            if result.status != "complete":
+                say(f"compare stopped in {label}; continue the comparison with: "
+                    f"pgjax compare --resume {out}")
+                return result.exit_code
+            results.append((label, path, result.summary))
+        return _report(plot, out, configs, results)
+    finally:
+        lock.release()
+
+
+def _read_request(out: Path) -> dict:
+    try:
+        request = json.loads((out / REQUEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"--resume {out}: not a pgjax compare directory (no {REQUEST})") from None
+    except ValueError:
+        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the comparison again "
+                       "with --force") from None
+    except OSError as error:
+        raise StorageError.from_os(error, out / REQUEST, "read") from None
+    if not isinstance(request, dict) or not isinstance(request.get("configs"), list):
+        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the comparison again")
+    return {"configs": request["configs"], "set": list(request.get("set") or []),
+            "seeds": request.get("seeds"), "devices": request.get("devices")}
+
+
+def _variant(out: Path, label: str, path: Path, config, trainer, note, changes, resume):
+    """Trains one variant in ``out/label`` (resumed, kept or started afresh on --resume)."""
+    from pgjax.config import load_config  # noqa: PLC0415
+    from pgjax.host.config_io import config_diff  # noqa: PLC0415
+    from pgjax.host.loop import Result  # noqa: PLC0415
+
+    directory = out / label
+    hint = f"pgjax compare --resume {out}"
+    say(f"--- {label} ({path})")
+    if resume and (directory / "config.yaml").is_file() and not rundir.never_started(directory):
+        if config_diff(load_config(directory / "config.yaml"), config):
+            raise RunError(f"--resume {out}: {label}'s config.yaml differs from {path} now; "
+                           "restore it, or start the comparison again")
+        with rundir.RunLock(directory, say):
+            summary = _summary(directory)
+            if summary.get("status") == "complete":
+                say(f"{label}: already complete")
+                return Result("complete", 0, summary)
+            return train_run(directory, trainer, label=label, resumed=True, memory_note=note,
+                             resume_hint=hint)
+    lock = rundir.create_run_dir(directory, force=True, warn=say)
+    try:
+        try:
+            save_config(config, directory / "config.yaml")
+        except OSError as error:
+            raise StorageError.from_os(error, directory / "config.yaml") from None
+        for line in scaling_lines(changes):
             say(line)
-        result = train_run(directory, trainer, label=label, memory_note=note)
-        if result.status != "complete":
-            say(f"compare stopped in {label}; its run directory is {directory}")
-            return result.exit_code
-        results.append((label, path, result.summary))
+        return train_run(directory, trainer, label=label, memory_note=note, resume_hint=hint)
+    finally:
+        lock.release()
+
+
+def _summary(directory: Path) -> dict:
+    try:
+        data = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _report(plot, out: Path, configs, results) -> int:
+    """compare.png, compare.csv, compare.json and the table."""
     curves = [plot.read_curve(out / label / "metrics.csv", label) for label, _, _ in results]
     envs = {(c.env.name, c.env.params) for c in configs}
     threshold = plot.solve_threshold(*next(iter(envs))) if len(envs) == 1 else None
@@ -94,8 +174,14 @@ def _out_dir(args: argparse.Namespace) -> Path:
             out = out.with_name(f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{i}")
         return out
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        raise RunError(f"--out {out}: exists and is not empty; pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: is a file, not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        hint = (f", or --resume {out} to continue its comparison"
+                if (out / REQUEST).is_file() else "")
+        raise RunError(f"--out {out}: the directory exists and is not empty; pass --force to "
+                       f"replace its runs{hint}")
+    rundir.check_writable(out, "--out")
     return out
 
 

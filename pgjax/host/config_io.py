@@ -68,7 +68,7 @@ def with_devices(config: Config, devices: int | str | None) -> Config:
 
 # Where a run executes, not what it computes: a run may resume with other values.
 RUNTIME_KEYS = ("training.devices", "training.split", "training.num_processes",
-                "training.coordinator_address")
+                "training.coordinator_address", "training.join_timeout_s")
 
 
 def config_diff(old: Config, new: Config) -> list[str]:

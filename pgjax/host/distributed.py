@@ -25,9 +25,11 @@ which GPU and TPU runs ignore.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 from pgjax.config import Config
-from pgjax.host.rundir import RunError
+from pgjax.host.errors import RunError
 
 
 _primary = True  # this process is process 0 (set by initialize; no JAX call needed to ask)
@@ -58,18 +60,37 @@ def initialize(config: Config, process_id: int | None = None) -> bool:
     if process_id is None and os.environ.get("PGJAX_PROCESS_ID", "") != "":
         process_id = int(os.environ["PGJAX_PROCESS_ID"])
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    say(f"waiting for {t.num_processes or 'all the cluster'} processes to join"
+        + (f" at {address}" if address else "") + f" (training.join_timeout_s={t.join_timeout_s:g})")
+    # JAX waits for missing peers for minutes, then aborts the process (SIGABRT): a
+    # watchdog ends the wait first, with one line and exit code 2.
+    watchdog = threading.Timer(t.join_timeout_s, _join_timed_out, args=(t,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         jax.distributed.initialize(coordinator_address=address,
-                                   num_processes=t.num_processes or None, process_id=process_id)
+                                   num_processes=t.num_processes or None, process_id=process_id,
+                                   initialization_timeout=int(t.join_timeout_s) + 60)
     except (ValueError, RuntimeError) as error:
+        watchdog.cancel()
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RunError(
             f"training.num_processes={t.num_processes}: jax.distributed.initialize failed: "
             f"{first} (set training.coordinator_address or $JAX_COORDINATOR_ADDRESS, and "
             "--process-id or $PGJAX_PROCESS_ID, unless a SLURM or Open MPI cluster provides "
             "them)") from error
+    watchdog.cancel()
     _primary = jax.process_index() == 0
     return True
+
+
+def _join_timed_out(t) -> None:
+    sys.stderr.write(
+        f"pgjax: error: training.join_timeout_s={t.join_timeout_s:g}: not all "
+        f"{t.num_processes or 'the cluster'} processes joined in time; start them all with the "
+        "same config (and --process-id), or raise training.join_timeout_s\n")
+    sys.stderr.flush()
+    os._exit(2)  # JAX's join holds the main thread in C++: no exception can reach it
 
 
 def say(*parts) -> None:

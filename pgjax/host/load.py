@@ -28,13 +28,17 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = "latest",
       ``jax.vmap(trainer.evaluate)(state, keys)`` evaluates every seed.
 
     Raises:
-      pgjax.host.rundir.RunError: not a run directory, or no checkpoint yet.
+      pgjax.host.rundir.RunError: not a run directory, no checkpoint yet, none that can be
+        read, or a config.yaml edited since the checkpoint (the keys are named).
+
+    A run that is still training may be loaded: its checkpoints appear whole or not at all,
+    and a damaged one is reported and an older one used.
       ValueError: ``checkpoint`` is neither ``"latest"`` nor ``"best"``.
     """
     if checkpoint not in ("latest", "best"):
         raise ValueError(f"checkpoint={checkpoint!r}: must be 'latest' or 'best'")
     directory = Path(run_dir)
-    config = apply_overrides(run_config(directory), [f"training.devices={devices}"])
-    trainer = build_trainer(config)
-    state, _ = restore(directory, trainer, checkpoint)
+    saved = run_config(directory)
+    trainer = build_trainer(apply_overrides(saved, [f"training.devices={devices}"]))
+    state, _ = restore(directory, trainer, checkpoint, saved)
     return trainer, state

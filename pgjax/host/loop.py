@@ -14,8 +14,10 @@ continues exactly: the same compiled chunk on the same bits, ending with bit-ide
 parameters and metrics (on one backend). Rows of ``metrics.csv`` past the latest checkpoint
 are dropped on resume.
 
-SIGINT or SIGTERM stops the run after the current chunk, with a checkpoint (exit 130 or
-143); a second Ctrl-C aborts at once. A chunk with a non-finite metric or parameter stops the
+SIGINT or SIGTERM during a chunk stops the run after it, with a checkpoint (exit 130 or
+143); a second Ctrl-C aborts at once. Outside a chunk (compilation, restoring, the final
+evaluation) the run stops at once, with the same codes: nothing is lost there but time.
+Either way the last line says what was kept and the command that continues. A chunk with a non-finite metric or parameter stops the
 run (exit 1); its rows are written, its state is not saved, and the last finite checkpoint
 stays.
 """
@@ -39,11 +41,12 @@ from pgjax.host.callbacks import SaveCheckpoints
 from pgjax.host.checks import chunk_lengths, first_non_finite
 from pgjax.host.display import ProgressDisplay
 from pgjax.host.distributed import say
+from pgjax.host.errors import RunError, StorageError, exit_code_of
 from pgjax.host.programs import compile_programs, per_seed_returns
 from pgjax.host.rundir import Checkpoints, chunk_rows
 from pgjax.host.summary import Summary
 
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
 
 
 def default_callbacks() -> list[Callback]:
@@ -90,7 +93,8 @@ def _stop_after() -> int | None:
 
 def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
               memory_note: str | None = None,
-              callbacks: Sequence[Callback] | None = None) -> Result:
+              callbacks: Sequence[Callback] | None = None,
+              resume_hint: str | None = None) -> Result:
     """Trains (or continues) the run in ``directory`` whose config.yaml is written.
 
     Args:
@@ -101,36 +105,57 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
       memory_note: a line printed first (the memory estimate).
       callbacks: called between chunks, in order (:mod:`pgjax.host.callbacks`); default
         :func:`default_callbacks`.
+      resume_hint: the command that continues the run, printed when it stops early
+        (default ``pgjax train --resume DIRECTORY``).
 
     Returns:
       A :class:`Result`: status, exit code (0; 1 diverged; 130 or 143 interrupted) and the
-      summary (``RunEnd.summary`` as the callbacks left it).
+      summary (``RunEnd.summary`` as the callbacks left it; {} when stopped before a chunk).
+
+    Raises:
+      RunError: ``resumed`` and no checkpoint of the run can be read.
+      StorageError: a run file could not be written (the checkpoints saved before stay).
     """
     import jax  # noqa: PLC0415
 
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     config, derived = trainer.config, trainer.derived
     seeds = config.training.num_seeds
-    checkpoints = Checkpoints(directory / "checkpoints")  # every process saves and restores
+    hint = resume_hint or f"pgjax train --resume {directory}"
+    checkpoints = Checkpoints(directory / "checkpoints", warn=say)  # every process restores
     if memory_note:
         say(memory_note)
     if config.training.total_env_steps != derived.env_steps:
         say(f"training.total_env_steps {config.training.total_env_steps:,} is not a multiple of "
             f"{derived.steps_per_update:,} env steps per update: running "
             f"{derived.num_updates:,} updates = {derived.env_steps:,} env steps")
-    say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
-        f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates "
-        f"({derived.steps_per_update:,} env steps each)")
-    programs = compile_programs(trainer, seeds)
-    say(f"compiled in {programs.compile_s:.1f} s")
-    latest = checkpoints.latest() if resumed else None
-    if latest is None:
-        state, done, elapsed = programs.init(programs.keys), 0, 0.0
-    else:
-        state, progress = checkpoints.restore(latest, programs.abstract)
-        done, elapsed = int(progress["chunk"]), float(progress["elapsed_s"])
-        say(f"resuming after chunk {done}/{derived.num_chunks} "
-            f"({derived.updates_after(done) * derived.steps_per_update:,} env steps)")
+    phase = "compilation"
+    try:
+        say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
+            f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates "
+            f"({derived.steps_per_update:,} env steps each)")
+        programs = compile_programs(trainer, seeds)
+        say(f"compiled in {programs.compile_s:.1f} s")
+        phase = "restoring the checkpoint"
+        restored = checkpoints.restore_good(programs.abstract) if resumed else None
+        if restored is None:
+            if resumed and checkpoints.steps():
+                raise RunError(f"--resume {directory}: no checkpoint in {checkpoints.directory} "
+                               "can be read; start again with: pgjax train --resume "
+                               f"{directory} --restart")
+            phase = "initialisation"
+            state, done, elapsed = programs.init(programs.keys), 0, 0.0
+        else:
+            state, progress, done = restored
+            elapsed = float(progress["elapsed_s"])
+            dropped = checkpoints.drop_after(done)
+            if dropped:
+                say(f"removed damaged checkpoint(s) {', '.join(f'chunk_{c}' for c in dropped)}; "
+                    f"chunks {done + 1}.. run again")
+            say(f"resuming after chunk {done}/{derived.num_chunks} "
+                f"({derived.updates_after(done) * derived.steps_per_update:,} env steps)")
+    except KeyboardInterrupt as stop:  # Interrupted too (SIGTERM)
+        return _stopped_early(stop, phase, checkpoints, hint)
     ctx = RunContext(directory, trainer, label, programs, checkpoints, start_chunk=done,
                      start_elapsed_s=elapsed, primary=distributed.is_primary())
     status, message, session_steps, session_s = "complete", "", 0, 0.0
@@ -177,15 +202,19 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
                     status = "interrupted"
                     signum = stop.signum or signal.SIGINT
                     message = (f"{signal.Signals(signum).name}: stopped after chunk {chunk}/"
-                               f"{derived.num_chunks}, checkpoint saved; resume with: "
-                               f"pgjax train --resume {directory}")
+                               f"{derived.num_chunks}, checkpoint saved; continue with: "
+                               f"{hint}")
                     break
     except BaseException as error:
         for callback in callbacks:
             callback.on_error(ctx, error)
+        kept = checkpoints.latest()
+        kept = f"checkpoint chunk_{kept}" if kept else "no checkpoint"
         if isinstance(error, KeyboardInterrupt):  # a second Ctrl-C: the last checkpoint stays
-            say(f"aborted; continue from the last checkpoint with: pgjax train --resume "
-                f"{directory}")
+            say(f"aborted; kept {kept}; continue with: {hint}")
+        elif isinstance(error, StorageError):
+            say(f"kept {kept}; once the path is writable (space, permissions), continue "
+                f"with: {hint}")
         raise
     elapsed += session_s
     code = {"complete": 0, "diverged": 1}.get(status)
@@ -194,7 +223,12 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     final_state = state if status == "complete" else None
     evaluation = None
     if final_state is not None and programs.evaluate is not None:
-        evaluation = per_seed_returns(programs.evaluate(final_state, programs.keys))
+        try:
+            evaluation = per_seed_returns(programs.evaluate(final_state, programs.keys))
+        except KeyboardInterrupt as stop:
+            for callback in callbacks:
+                callback.on_error(ctx, stop)
+            return _stopped_early(stop, "the final evaluation", checkpoints, hint)
     summary: dict[str, Any] = {
         "status": status, "env": config.env.name, "algorithm": config.algorithm.name,
         "seeds": seeds, "chunks_done": done, "num_chunks": derived.num_chunks,
@@ -205,9 +239,21 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
         "latest_checkpoint": checkpoints.latest(), "best_checkpoint": checkpoints.best(),
     }
     end = RunEnd(status, code, message, done, elapsed, final_state, evaluation, summary)
-    for callback in callbacks:
-        callback.on_end(ctx, end)
+    with StopRequest(lambda _: None):  # the closing files are short: finish them
+        for callback in callbacks:
+            callback.on_end(ctx, end)
     checkpoints.close()
     if message:
         say(message)
     return Result(status, code, summary)
+
+
+def _stopped_early(stop: KeyboardInterrupt, phase: str, checkpoints: Checkpoints,
+                   hint: str) -> Result:
+    """A signal outside a chunk: nothing was lost but time; say what is kept and how to go on."""
+    signum = getattr(stop, "signum", signal.SIGINT)
+    kept = checkpoints.latest()
+    what = (f"checkpoint chunk_{kept} is kept" if kept else
+            "no checkpoint yet (the run directory can be reused as it is)")
+    say(f"{signal.Signals(signum).name} during {phase}: stopped; {what}; continue with: {hint}")
+    return Result("interrupted", exit_code_of(signum), {})

@@ -7,6 +7,7 @@ The env is reached only through pgjax's Env protocol (:mod:`pgjax.envs.base`): `
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pgjax.config import apply_overrides
@@ -15,7 +16,8 @@ from pgjax.host.commands import restore
 from pgjax.host.config_io import run_config
 from pgjax.host.distributed import say
 from pgjax.host.programs import seed_keys
-from pgjax.host.rundir import RunError
+from pgjax.host.errors import RunError, StorageError
+from pgjax.host.rundir import check_writable
 
 
 def render(args: argparse.Namespace) -> int:
@@ -23,6 +25,8 @@ def render(args: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
 
     directory = Path(args.run_dir)
+    out = Path(args.out)
+    check_output(out)
     config = run_config(directory)
     seeds = config.training.num_seeds
     if not 0 <= args.seed_index < seeds:
@@ -36,19 +40,43 @@ def render(args: argparse.Namespace) -> int:
                if not hasattr(trainer.env, "render") else render_problem and render_problem())
     if problem:
         raise RunError(problem)
-    state, step = restore(directory, trainer, args.checkpoint)
+    state, step = restore(directory, trainer, args.checkpoint, config)
     state = jax.tree.map(lambda x: x[args.seed_index], state)
     key = jax.random.split(seed_keys(config, seeds)[args.seed_index])[1]
     states, returns, alive = jax.device_get(
         jax.jit(episode_fn(trainer, greedy=not args.sample))(state, key))
     length = int(np.asarray(alive).sum())
     frames = [jax.tree.map(lambda x: x[t], states) for t in range(length)]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    trainer.env.render(frames, [float(r) for r in np.asarray(returns)[:length]], out)
+    # Drawn to a temporary file of the same format, then renamed: never half an animation.
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        trainer.env.render(frames, [float(r) for r in np.asarray(returns)[:length]], tmp)
+        os.replace(tmp, out)
+    except OSError as error:
+        raise StorageError.from_os(error, out) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     say(f"{out}: seed {args.seed_index}, {args.checkpoint} checkpoint (chunk {step}), "
         f"{length} steps, return {float(np.asarray(returns)[length - 1]):.1f}")
     return 0
+
+
+def formats() -> tuple[str, ...]:
+    """The animation formats ``--out`` may name: GIF always, MP4 where ffmpeg is installed."""
+    import shutil  # noqa: PLC0415
+
+    return (".gif", ".mp4") if shutil.which("ffmpeg") else (".gif",)
+
+
+def check_output(out: Path) -> None:
+    """``--out``'s format and place, checked before the episode runs (not after)."""
+    if out.suffix.lower() not in formats():
+        raise RunError(f"--out {out}: the animation format comes from the extension, which "
+                       f"must be {' or '.join(formats())}")
+    if out.is_dir():
+        raise RunError(f"--out {out}: is a directory; name a file, e.g. {out / 'episode.gif'}")
+    check_writable(out, "--out")
 
 
 def episode_fn(trainer, *, greedy: bool):

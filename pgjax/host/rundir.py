@@ -6,10 +6,11 @@ Layout (see :mod:`pgjax.host.loop` for the loop that fills it)::
     metrics.csv    one row per chunk per seed, appended, flushed and fsynced after each chunk
     curve.png      episode return (mean ± std over seeds) against env steps
     summary.json   final evaluation, timings, status (written atomically)
-    checkpoints/   orbax: chunk_<k>/ for the latest chunk and for the best (by mean return)
+    checkpoints/   chunk_<k>/: the latest, the previous and the best (by mean return), each
+                   verified by checksums (:mod:`pgjax.host.checkpoints`)
+    .pgjax-lock    while a writer runs: who it is (:mod:`pgjax.host.lock`)
 
-Checkpoints hold the vmapped ``TrainState`` with PRNG keys stored as raw key data
-(``jax.random.key_data``), and a small JSON ``progress`` item (chunk, elapsed time, config).
+One writer at a time holds the directory's lock; readers need none.
 """
 
 from __future__ import annotations
@@ -25,16 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from pgjax.host.checkpoints import Checkpoints, DamagedCheckpoint, _is_key  # noqa: F401
+from pgjax.host.errors import RunError, StorageError
+from pgjax.host.lock import LOCK_FILE, RunLock  # noqa: F401
+
 RUN_FILES = ("config.yaml", "metrics.csv", "curve.png", "summary.json", "checkpoints")
 FIXED_COLUMNS = ("chunk", "seed", "update", "env_steps", "wall_s")
 _EPISODE = ("episode_return", "episode_length", "episode_count")  # weighted by episode count
-
-
-class RunError(Exception):
-    """Command input or a run directory that a person must fix: one line, exit code 2."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
 
 
 def choose_run_dir(config_path: Path, out: str | None, force: bool) -> Path:
@@ -48,29 +46,82 @@ def choose_run_dir(config_path: Path, out: str | None, force: bool) -> Path:
         return path
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise RunError(f"--out {out}: exists and is not a directory")
-    if path.exists() and any(path.iterdir()) and not force:
+        raise RunError(f"--out {out}: is a file, not a directory; choose another --out")
+    if path.is_dir() and not force and not never_started(path):
         raise RunError(f"--out {out}: the directory exists and is not empty; pass --force to "
                        f"replace its run files, or --resume {out} to continue its run")
+    check_writable(path, "--out")
     return path
 
 
-def create_run_dir(path: Path, force: bool) -> None:
-    if force and path.is_dir():
-        for name in RUN_FILES:
-            target = path / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    path.mkdir(parents=True, exist_ok=True)
+def check_writable(path: Path, flag: str) -> None:
+    """Refuses (StorageError, exit 3) a path that cannot be created or written: one under a
+    regular file, or in a directory this process may not write. Nothing is created."""
+    parent = Path(os.path.abspath(path))
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StorageError(path, f"{parent} is a file, not a directory ({flag})", "create")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(path, f"{os.strerror(13)} in {parent} ({flag})", "write")
+
+
+def never_started(path: Path) -> bool:
+    """Whether ``path`` holds nothing a run produced: at most a config.yaml, a metrics.csv
+    without rows, an empty checkpoints/ and what an interrupted start leaves (a stale lock,
+    temporary files). Such a directory (a run stopped before its first checkpoint) may be
+    reused by a new run without --force."""
+    for p in path.iterdir():
+        if p.name in ("config.yaml", LOCK_FILE) or p.name.endswith(".tmp"):
+            continue
+        if p.name == "metrics.csv" and p.is_file() and len(MetricsFile(p).read()[1]) == 0:
+            continue
+        if p.name == "checkpoints" and p.is_dir() and not Checkpoints(p).steps():
+            continue
+        return False
+    return True
+
+
+def create_run_dir(path: Path, force: bool, warn=print) -> RunLock:
+    """Creates ``path`` and takes its writer's lock (held until released or the process
+    ends), then, under the lock, checks again that it may be used (another process may have
+    claimed it since :func:`choose_run_dir`) and clears the old run files with ``force``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError.from_os(error, path, "create") from None
+    lock = RunLock(path, warn).acquire()
+    try:
+        if not force and not never_started(path):
+            raise RunError(f"--out {path}: the directory exists and is not empty (another run "
+                           f"wrote it just now); choose another --out, or --resume {path}")
+        for target in path.iterdir():
+            if target.name in RUN_FILES or target.name.endswith(".tmp"):
+                if target.is_dir():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink()
+    except OSError as error:
+        lock.release()
+        raise StorageError.from_os(error, path) from None
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def write_json(path: Path, data: Any) -> None:
     """Writes JSON atomically: a temporary file, then ``os.replace``."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=2, allow_nan=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise StorageError.from_os(error, path) from None
 
 
 class MetricsFile:
@@ -79,28 +130,77 @@ class MetricsFile:
     def __init__(self, path: Path):
         self.path = path
 
-    def truncate(self, last_chunk: int) -> None:
-        """Drops rows of chunks after ``last_chunk`` (reported, but not checkpointed)."""
+    def read(self) -> tuple[list[str], list[list[str]]]:
+        """The header and the data rows as text (a last line without its newline, half
+        written when the run was killed, is not a row); ([], []) when there is no file."""
+        try:
+            with open(self.path, newline="", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return [], []
+        except OSError as error:
+            raise StorageError.from_os(error, self.path, "read") from None
+        if text and not text.endswith("\n"):
+            text = text[:text.rfind("\n") + 1]
+        rows = [r for r in csv.reader(text.splitlines()) if r]
+        return (rows[0], rows[1:]) if rows else ([], [])
+
+    def valid_rows(self, last_chunk: int, seeds: int) -> tuple[list[str], list[list[str]], int]:
+        """The header, the rows of chunks 1..``last_chunk`` that parse, and how many rows were
+        dropped as malformed (cut short, unparsable, of an unknown seed, or repeated)."""
+        header, rows = self.read()
+        if header[:2] != ["chunk", "seed"] or len(set(header)) != len(header):
+            return [], [], len(rows) + (1 if header else 0)
+        whole = [i for i, name in enumerate(header) if name in FIXED_COLUMNS[:4]]
+        keep, seen, bad = [], set(), 0
+        for row in rows:
+            try:
+                ok = len(row) == len(header)
+                chunk, seed = int(row[0]), int(row[1])
+                ok = ok and all(int(row[i]) >= 0 for i in whole) and chunk >= 1
+                ok = ok and 0 <= seed < seeds and (chunk, seed) not in seen
+                [float(x) for x in row]
+            except (ValueError, IndexError):
+                ok, chunk = False, 0
+            if not ok:
+                bad += 1
+            elif chunk <= last_chunk:
+                keep.append(row)
+                seen.add((chunk, seed))
+        return header, keep, bad
+
+    def truncate(self, last_chunk: int, seeds: int = 1 << 30) -> int:
+        """Keeps the well-formed rows of chunks up to ``last_chunk`` (the checkpoint a run
+        resumes from); rows after it were reported but not checkpointed. Returns how many
+        malformed rows were dropped."""
         if not self.path.exists():
-            return
-        with open(self.path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-        keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= last_chunk]
+            return 0
+        header, keep, bad = self.valid_rows(last_chunk, seeds)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(keep)
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows([header, *keep] if header else [])
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise StorageError.from_os(error, self.path) from None
+        return bad
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            if new:
-                writer.writeheader()
-            writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()}
-                             for r in rows)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                if new:
+                    writer.writeheader()
+                writer.writerows({k: repr(v) if isinstance(v, float) else v
+                                  for k, v in r.items()} for r in rows)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as error:
+            raise StorageError.from_os(error, self.path) from None
 
 
 def chunk_rows(metrics: dict[str, np.ndarray], *, chunk: int, update: int, env_steps: int,
@@ -127,80 +227,3 @@ def chunk_rows(metrics: dict[str, np.ndarray], *, chunk: int, update: int, env_s
                 row[name] = float(values.mean())
         rows.append(row)
     return rows
-
-
-# ------------------------------------------------------------------ checkpoints
-def _is_key(x) -> bool:
-    import jax  # noqa: PLC0415
-
-    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-class Checkpoints:
-    """Orbax checkpoints of a run: ``checkpoints/chunk_<k>``, the latest and the best.
-
-    Each holds ``state`` (the vmapped TrainState with PRNG keys stored as key data) and
-    ``progress`` (host-side JSON). Orbax writes a step into a temporary directory and renames
-    it when complete, so an interrupted save leaves the previous checkpoints intact.
-    """
-
-    def __init__(self, directory: Path):
-        import orbax.checkpoint as ocp  # noqa: PLC0415
-        from orbax.checkpoint import checkpoint_managers as policy  # noqa: PLC0415
-
-        self._ocp = ocp
-
-        def best(metrics):
-            return metrics["mean_return"]
-
-        options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=False, step_prefix="chunk", best_fn=best,
-            best_mode="max",
-            preservation_policy=policy.AnyPreservationPolicy(
-                [policy.LatestN(n=1), policy.BestN(get_metric_fn=best, n=1)]))
-        self._manager = ocp.CheckpointManager(directory.absolute(), options=options)
-
-    def latest(self) -> int | None:
-        return self._manager.latest_step()
-
-    def best(self) -> int | None:
-        return self._manager.best_step()
-
-    def save(self, chunk: int, state: Any, progress: dict, mean_return: float) -> None:
-        import jax  # noqa: PLC0415
-
-        saved = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
-        ocp = self._ocp
-        metric = mean_return if math.isfinite(mean_return) else -1e30
-        self._manager.save(chunk, metrics={"mean_return": metric}, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(saved), progress=ocp.args.JsonSave(progress)))
-        self._manager.wait_until_finished()
-
-    def restore(self, chunk: int, abstract_state: Any) -> tuple[Any, dict]:
-        import jax  # noqa: PLC0415
-
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-
-        def target(a):
-            # Restored straight into the target's sharding (the run's devices, which
-            # need not be the devices the checkpoint was saved from); one device if none.
-            sharding = getattr(a, "sharding", None) or device
-            a = jax.eval_shape(jax.random.key_data, a) if _is_key(a) else a
-            return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
-
-        ocp = self._ocp
-        out = self._manager.restore(chunk, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(jax.tree.map(target, abstract_state)),
-            progress=ocp.args.JsonRestore()))
-        state = jax.tree.map(lambda x, a: jax.random.wrap_key_data(x) if _is_key(a) else x,
-                             out.state, abstract_state)
-        return state, dict(out.progress)
-
-    def progress(self, chunk: int) -> dict:
-        """The host-side progress saved with checkpoint ``chunk`` (without the state)."""
-        ocp = self._ocp
-        out = self._manager.restore(chunk, args=ocp.args.Composite(progress=ocp.args.JsonRestore()))
-        return dict(out.progress)
-
-    def close(self) -> None:
-        self._manager.close()
