@@ -33,6 +33,7 @@ from pgjax.config import ConfigError
 from pgjax.host import commands as _commands
 from pgjax.host import compare as _compare
 from pgjax.host import render as _render
+from pgjax.host import checkpoints
 from pgjax.host.cache import setup_cache
 from pgjax.host.errors import (EXIT_INPUT, EXIT_STORAGE, RunError, StorageError,
                                exit_code_of, raise_interrupted)
@@ -207,9 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM stops as Ctrl-C does (the train loop defers both to the end of a chunk).
-        signal.signal(signal.SIGTERM, raise_interrupted)
+    checkpoints.MUTE_AFTER_FAILED_SAVE = __name__ == "__main__" or sys.argv[0].endswith("pgjax")
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM stops as Ctrl-C does (the train loop defers both to the end of a chunk).
+    old_handler = signal.signal(signal.SIGTERM, raise_interrupted) if main_thread else None
+    try:
+        return _dispatch(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_handler)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Runs the command; what ends it early becomes one line and its exit code."""
     try:
         if args.command in COMPILING:
             setup_cache(args)
@@ -217,11 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunError) as error:
         print(f"pgjax {args.command}: error: {error}", file=sys.stderr)
         return EXIT_INPUT
-    except StorageError as error:
-        print(f"pgjax {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_STORAGE
-    except OSError as error:
-        print(f"pgjax {args.command}: error: {StorageError.from_os(error)}", file=sys.stderr)
+    except (StorageError, OSError) as error:
+        if not isinstance(error, StorageError):
+            error = StorageError.from_os(error)
+        print(f"pgjax {args.command}: error: {error}", file=sys.__stderr__, flush=True)
         return EXIT_STORAGE
     except KeyboardInterrupt as stop:  # errors.Interrupted (SIGTERM) too
         signum = getattr(stop, "signum", signal.SIGINT)

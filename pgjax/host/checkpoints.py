@@ -21,12 +21,16 @@ Checkpoints written by pgjax before ``pgjax.json`` existed are read without veri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
 import math
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,6 +74,35 @@ def _fsync_tree(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+MUTE_AFTER_FAILED_SAVE = False  # the pgjax command sets it: its process ends after one
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Orbax and tensorstore report a failed write from their threads, with tracebacks
+    (absl's log, 'Event loop is closed'), before, while and after it raises; pgjax reports
+    it in one line (StorageError). So during a save Python's logging is off and what they
+    print to ``sys.stderr`` is held back, shown only if the save succeeds; after a failure,
+    with :data:`MUTE_AFTER_FAILED_SAVE`, both stay muted (the command prints its one line to
+    ``sys.__stderr__`` and exits)."""
+    held, real = io.StringIO(), sys.stderr
+    sys.stderr = held
+    logging.disable(logging.CRITICAL)  # orbax's own log (absl): not pgjax's output
+    try:
+        yield
+    except BaseException:
+        if MUTE_AFTER_FAILED_SAVE:
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+        else:
+            sys.stderr = real
+            logging.disable(logging.NOTSET)
+        raise
+    sys.stderr = real
+    logging.disable(logging.NOTSET)
+    if held.getvalue():
+        real.write(held.getvalue())
 
 
 class Checkpoints:
@@ -192,7 +225,7 @@ class Checkpoints:
             return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
 
         path = self.directory / f"chunk_{chunk}"
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        with _quiet_orbax(), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
             out = checkpointer.restore(path, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(jax.tree.map(target, abstract_state))))
         state = jax.tree.map(lambda x, a: jax.random.wrap_key_data(x) if _is_key(a) else x,
@@ -277,7 +310,7 @@ class Checkpoints:
                 if partial.exists():
                     shutil.rmtree(partial)
             _barrier(f"pgjax checkpoint {chunk} start")
-            with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            with _quiet_orbax(), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
                 checkpointer.save(partial, args=ocp.args.Composite(
                     state=ocp.args.StandardSave(saved), progress=ocp.args.JsonSave(progress)))
             if _primary():
@@ -300,8 +333,9 @@ class Checkpoints:
                     os.close(fd)
             _barrier(f"pgjax checkpoint {chunk} done")
         except Exception as error:  # noqa: BLE001  (orbax wraps OS errors in its own)
-            if _primary():
-                shutil.rmtree(partial, ignore_errors=True)
+            if _primary():  # ours and orbax's temporary directories: nothing half-written stays
+                for leftover in self.directory.glob(f".partial-chunk_{chunk}*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
             raise StorageError(final, storage_reason(error)) from error
         self._prune()
 

@@ -67,14 +67,20 @@ def check_writable(path: Path, flag: str) -> None:
 
 
 def never_started(path: Path) -> bool:
-    """Whether ``path`` holds nothing a run produced: at most a config.yaml, a metrics.csv
-    without rows, an empty checkpoints/ and what an interrupted start leaves (a stale lock,
-    temporary files). Such a directory (a run stopped before its first checkpoint) may be
-    reused by a new run without --force."""
+    """Whether ``path`` holds nothing a run kept: at most a config.yaml, the rows of a first
+    chunk that was never checkpointed, a checkpoints/ without a checkpoint, and what an
+    interrupted start leaves (a stale lock, temporary files). Such a directory (a run stopped
+    before its first checkpoint) may be reused by a new run without --force, and
+    ``--resume`` starts it from the beginning.
+
+    Rows of chunk 2 or later are written only after chunk 1's checkpoint was saved, so a
+    directory that has them and no checkpoint lost its checkpoints: it is not reusable, and
+    ``--resume`` refuses it (unless ``--restart``).
+    """
     for p in path.iterdir():
         if p.name in ("config.yaml", LOCK_FILE) or p.name.endswith(".tmp"):
             continue
-        if p.name == "metrics.csv" and p.is_file() and len(MetricsFile(p).read()[1]) == 0:
+        if p.name == "metrics.csv" and p.is_file() and MetricsFile(p).max_chunk() <= 1:
             continue
         if p.name == "checkpoints" and p.is_dir() and not Checkpoints(p).steps():
             continue
@@ -140,17 +146,24 @@ class MetricsFile:
             return [], []
         except OSError as error:
             raise StorageError.from_os(error, self.path, "read") from None
-        if text and not text.endswith("\n"):
+        self.partial = bool(text) and not text.endswith("\n")
+        if self.partial:
             text = text[:text.rfind("\n") + 1]
         rows = [r for r in csv.reader(text.splitlines()) if r]
         return (rows[0], rows[1:]) if rows else ([], [])
+
+    def max_chunk(self) -> int:
+        """The last chunk with a well-formed row (0 if none)."""
+        _, rows, _ = self.valid_rows(1 << 62, 1 << 30)
+        return max((int(r[0]) for r in rows), default=0)
 
     def valid_rows(self, last_chunk: int, seeds: int) -> tuple[list[str], list[list[str]], int]:
         """The header, the rows of chunks 1..``last_chunk`` that parse, and how many rows were
         dropped as malformed (cut short, unparsable, of an unknown seed, or repeated)."""
         header, rows = self.read()
+        cut = int(getattr(self, "partial", False))
         if header[:2] != ["chunk", "seed"] or len(set(header)) != len(header):
-            return [], [], len(rows) + (1 if header else 0)
+            return [], [], len(rows) + (1 if header else 0) + cut
         whole = [i for i, name in enumerate(header) if name in FIXED_COLUMNS[:4]]
         keep, seen, bad = [], set(), 0
         for row in rows:
@@ -167,7 +180,7 @@ class MetricsFile:
             elif chunk <= last_chunk:
                 keep.append(row)
                 seen.add((chunk, seed))
-        return header, keep, bad
+        return header, keep, bad + cut
 
     def truncate(self, last_chunk: int, seeds: int = 1 << 30) -> int:
         """Keeps the well-formed rows of chunks up to ``last_chunk`` (the checkpoint a run
