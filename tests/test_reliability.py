@@ -380,3 +380,31 @@ def test_an_interrupted_compare_resumes(reference, cache, work):
     assert "resuming after chunk 3/8" in out.stdout
     assert (work / "cmp" / "compare.png").exists()
     assert rows(work / "cmp" / "one" / "metrics.csv") == rows(reference / "metrics.csv")
+
+
+def test_memory_names_the_setting_at_fault(cwd, capsys, monkeypatch):
+    from pgjax import memory  # noqa: PLC0415
+
+    estimate = memory.estimate_memory
+    limit = estimate(config_io.read_config(config_io.resolve_config_path(None), [], None)
+                     ).total_bytes * 2
+    monkeypatch.setattr(memory, "available_memory", lambda: limit)
+    monkeypatch.setattr(memory, "estimate_memory", estimate)
+    assert cli.main(["--no-cache", "train", "--set", "training.eval_episodes=100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: training.eval_episodes=100000:" in err, err
+    assert "evaluation" in err and "num_envs" not in err
+
+
+def test_a_peer_that_never_joins_is_one_line_and_exit_2(cache, tmp_path):
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = run(cache, tmp_path, "train", "--set", "training.num_processes=2", "--set",
+              f"training.coordinator_address=127.0.0.1:{port}", "--set",
+              "training.join_timeout_s=3", "--process-id", "0", "--out", "multi", timeout=120)
+    assert out.returncode == 2, show(out)
+    assert "training.join_timeout_s=3: not all 2 processes joined in time" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "multi").exists()

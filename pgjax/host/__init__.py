@@ -9,7 +9,10 @@ outwards:
   ``on_error``) and the metrics.csv and checkpoint callbacks; :mod:`pgjax.host.display` (the
   progress bar) and :mod:`pgjax.host.summary` (summary.json, curve.png, the closing lines);
 * :mod:`pgjax.host.programs`: the compiled init, chunk and evaluate, vmapped over seeds;
-* :mod:`pgjax.host.rundir`: a run directory's files and its orbax checkpoints;
+* :mod:`pgjax.host.rundir`: a run directory's files; :mod:`pgjax.host.lock`, its one
+  writer's lock; :mod:`pgjax.host.checkpoints`, its atomic, checksummed checkpoints;
+  :mod:`pgjax.host.errors`, the exit codes (0 done, 1 diverged, 2 bad input, 3 could not
+  read or write, 130/143 signals);
 * :mod:`pgjax.host.checks`, :mod:`pgjax.host.config_io`: input checked before anything
   compiles (one line and exit code 2 for what a person must fix);
 * :mod:`pgjax.host.commands`, :mod:`pgjax.host.render`, :mod:`pgjax.host.compare`: what
@@ -51,7 +54,9 @@ _LAZY = {
     "Programs": "pgjax.host.programs",
     "compile_programs": "pgjax.host.programs",
     "Checkpoints": "pgjax.host.rundir",
-    "RunError": "pgjax.host.rundir",
+    "RunError": "pgjax.host.errors",
+    "StorageError": "pgjax.host.errors",
+    "RunLock": "pgjax.host.lock",
     "build_trainer": "pgjax.host.checks",
 }
 
