@@ -119,7 +119,7 @@ _LAZY = {
     "TrainState": "pgjax.train",
     "Trainer": "pgjax.train",
     "default_hparams": "pgjax.train",
-    "episode_mean": "pgjax.train",
+    "episode_mean": "pgjax.acting",
     "make_policy": "pgjax.policy",
     "load_run": "pgjax.host.load",
     "make_train": "pgjax.train",

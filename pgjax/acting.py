@@ -200,3 +200,34 @@ def transition(out: StepOut, last_value: Array) -> Transition:
     )
 
 
+def episode_metrics(stats: EpisodeStats) -> dict[str, Array]:
+    """An update's episode metrics: mean return and length of the episodes that ended in it
+    (NaN when none did) and their count."""
+    # NaN, not 0, when no episode ended in the update: a mean over no episodes is missing, and
+    # a 0 would pull averages over updates down (episode_mean weights by episode_count).
+    count = stats.count.astype(jnp.float32)
+    ended = count > 0
+    return {
+        "episode_return": jnp.where(ended, stats.return_sum / jnp.maximum(count, 1.0), jnp.nan),
+        "episode_length": jnp.where(
+            ended, stats.length_sum.astype(jnp.float32) / jnp.maximum(count, 1.0), jnp.nan),
+        "episode_count": count,
+    }
+
+
+def episode_mean(metrics: dict[str, Array], name: str = "episode_return", axis: int = -1) -> Array:
+    """The mean of ``metrics[name]`` (``"episode_return"`` or ``"episode_length"``) over the
+    episodes that ended, along ``axis`` (updates): each update weighted by its
+    ``episode_count``, updates with none skipped; NaN where no episode ended at all.
+
+    Examples:
+      >>> m = {"episode_return": jnp.array([10.0, jnp.nan, 40.0]),
+      ...      "episode_count": jnp.array([3.0, 0.0, 1.0])}
+      >>> float(episode_mean(m))  # (3 * 10 + 1 * 40) / 4, not the mean of [10, 0, 40]
+      17.5
+    """
+    count = jnp.asarray(metrics["episode_count"], jnp.float32)
+    values = jnp.where(count > 0, jnp.asarray(metrics[name], jnp.float32), 0.0)
+    total = jnp.sum(count, axis=axis)
+    return jnp.where(total > 0, jnp.sum(values * count, axis=axis) / jnp.maximum(total, 1.0),
+                     jnp.nan)

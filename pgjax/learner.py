@@ -77,7 +77,8 @@ def loss_slices(config: Any, *, num_devices: int = 1, platform: str = "cpu") -> 
 
 
 def make_gradient_step(config: Any, algorithm: Any, apply: Callable, slices: int,
-                       replicated: Callable[[Any], Any]) -> Callable:
+                       replicated: Callable[[Any], Any],
+                       replay: Callable | None = None) -> Callable:
     """``gradient_step(params, opt_state, batch, hp, lr_scale, strided=False) -> (params,
     opt_state, metrics)`` for ``algorithm``'s loss.
 
@@ -86,12 +87,16 @@ def make_gradient_step(config: Any, algorithm: Any, apply: Callable, slices: int
     ``algorithm.normalize_advantages`` is on. With ``slices > 1`` the gradient is the mean of
     the gradients of ``slices`` equal slices (``strided``: slice j holds rows j, j + slices,
     ..., so each device keeps its share of every slice). ``replicated`` lays the new
-    parameters out on every device.
+    parameters out on every device. ``replay(params, obs, carry, starts) -> (dist, value)``
+    (recurrent networks) runs each ``[T]`` sequence of the batch from its first carry instead.
     """
     a = config.algorithm
 
     def loss_fn(params, batch, hp, normalized: bool = False):
-        dist, value, _ = apply(params, batch.obs, batch.carry)
+        if replay is not None:
+            dist, value = replay(params, batch.obs, batch.carry, batch.starts)
+        else:
+            dist, value, _ = apply(params, batch.obs, batch.carry)
         if a.normalize_advantages and not normalized:
             batch = batch._replace(advantage=normalize(batch.advantage, batch.mask))
         return algorithm.loss(dist, value, batch, hp, config)

@@ -52,8 +52,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
-
+from pgjax.actions import action_scale, env_action  # noqa: F401  (re-exported)
 from pgjax.distributions import Categorical, DiagGaussian
 from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
 
@@ -145,9 +144,10 @@ class _Net(nn.Module):
     hidden_init_scale: float
     policy_init_scale: float
     value_init_scale: float
+    gru_size: int = 0  # > 0: a GRU cell after the MLP trunk, its state the carry
 
     @nn.compact
-    def __call__(self, obs: Array) -> tuple[Distribution | None, Array | None]:
+    def __call__(self, obs: Array, carry: Array | None = None) -> tuple:
         batch_shape = obs.shape[: obs.ndim - len(self.spec.obs_shape)]
         hidden_init = orthogonal(self.hidden_init_scale)
         if self.spec.obs_num_values is None:
@@ -168,6 +168,8 @@ class _Net(nn.Module):
         for i, size in enumerate(self.hidden_sizes):
             dense = nn.Dense(size, kernel_init=hidden_init, name=f"hidden_{i}")
             x = self.activation(dense(x))
+        if self.gru_size:
+            carry, x = nn.GRUCell(self.gru_size, kernel_init=hidden_init, name="gru")(carry, x)
 
         dist = value = None
         if self.policy_head:
@@ -185,7 +187,7 @@ class _Net(nn.Module):
         if self.value_head:
             value_init = orthogonal(self.value_init_scale)
             value = nn.Dense(1, kernel_init=value_init, name="value")(x)[..., 0]
-        return dist, value
+        return (dist, value, carry) if self.gru_size else (dist, value)
 
 
 def _batch_shape(spec: EnvSpec, obs: Array) -> tuple[int, ...]:
@@ -219,6 +221,7 @@ def make_networks(
     value_init_scale: float = 1.0,
     cnn: bool = False,
     cnn_channels: Sequence[int] = (16,),
+    gru_size: int = 0,
 ) -> Networks:
     """Builds actor and critic networks for ``spec``.
 
@@ -254,6 +257,11 @@ def make_networks(
       value_init_scale: orthogonal gain of the value head.
       cnn: add a convolutional front end; needs ``[H, W, C]`` observations.
       cnn_channels: output channels of each conv layer.
+      gru_size: > 0 adds a GRU cell of this many units after the MLP trunk of each network
+        (actor, critic, or the shared trunk): a recurrent policy for memory tasks. Its
+        hidden state is the carry (``{"actor": [..., H], "critic": [..., H]}``, or
+        ``{"shared": ...}``), zero at an episode's start, and the bundle follows the
+        recurrent contract of :class:`Networks` (``initial_carry`` set).
 
     Returns:
       A :class:`Networks` bundle.
@@ -307,6 +315,9 @@ def make_networks(
         value_init_scale=value_init_scale,
     )
     dummy_obs = jnp.zeros(spec.obs_shape, jnp.int32 if spec.discrete_obs else jnp.float32)
+    if gru_size:
+        return _recurrent(spec, functools.partial(net, gru_size=gru_size), dummy_obs,
+                          shared_trunk, use_critic, gru_size)
 
     if shared_trunk:
         shared = net(policy_head=True, value_head=True)
@@ -353,59 +364,41 @@ def make_networks(
     return Networks(init, apply, actor, critic, spec)
 
 
-def action_scale(space: BoxSpace) -> tuple[np.ndarray, np.ndarray]:
-    """``(center, half_range)`` of a box, per dimension: ``u`` maps to ``center + half_range * u``.
+def _recurrent(spec: EnvSpec, net: Callable[..., nn.Module], dummy_obs: Array,
+               shared_trunk: bool, use_critic: bool, size: int) -> Networks:
+    """The GRU variant of :func:`make_networks`: each network carries its own GRU state."""
+    groups = ["shared"] if shared_trunk else ["actor"] + (["critic"] if use_critic else [])
+    nets = {g: net(policy_head=g != "critic", value_head=g != "actor") for g in groups}
 
-    ``center = (low + high) / 2`` and ``half_range = (high - low) / 2``, float32
-    ``[*space.shape]``; a dimension with an infinite bound gets ``(0, 1)``, so
-    its actions are not rescaled.
+    def initial_carry(n: int) -> dict[str, Array]:
+        return {g: jnp.zeros((n, size), jnp.float32) for g in groups}
 
-    Examples:
-      >>> from pgjax.types import BoxSpace
-      >>> center, half_range = action_scale(BoxSpace((2,), (0.0, -0.1), (1.0, 0.1)))
-      >>> print(center, half_range)
-      [0.5 0. ] [0.5 0.1]
-    """
-    low = np.broadcast_to(np.asarray(space.low, np.float64), space.shape)
-    high = np.broadcast_to(np.asarray(space.high, np.float64), space.shape)
-    bounded = np.isfinite(low) & np.isfinite(high)
-    low, high = np.where(bounded, low, -1.0), np.where(bounded, high, 1.0)
-    center, half_range = (low + high) / 2, (high - low) / 2
-    return center.astype(np.float32), half_range.astype(np.float32)
+    def init(key: Array) -> Params:
+        keys = dict(zip(groups, jax.random.split(key, len(groups))))
+        zero = jnp.zeros((size,), jnp.float32)
+        return {g: nets[g].init(keys[g], dummy_obs, zero)["params"] for g in groups}
 
+    def run(group: str, params: Params, obs: Array, carry: dict) -> tuple:
+        _batch_shape(spec, obs)
+        return nets[group].apply({"params": params[group]}, obs, carry[group])
 
-def env_action(spec: EnvSpec, action: Array) -> Array:
-    """The action to send to the environment for a policy sample.
+    def apply(params: Params, obs: Array, carry: dict) -> tuple[Distribution, Array, dict]:
+        if shared_trunk:
+            dist, value, h = run("shared", params, obs, carry)
+            return dist, value, {"shared": h}
+        dist, _, h_actor = run("actor", params, obs, carry)
+        new = {"actor": h_actor}
+        if use_critic:
+            _, value, new["critic"] = run("critic", params, obs, carry)
+        else:
+            value = jnp.zeros(_batch_shape(spec, obs), jnp.float32)
+        return dist, value, new
 
-    Discrete actions pass through unchanged. Continuous actions are samples
-    ``u`` of the Gaussian in normalised units: the environment receives
-    ``clip(center + half_range * u, low, high)`` (:func:`action_scale`), so
-    ``u = -1`` and ``u = 1`` are the box's bounds and ``u = 0`` its centre. The
-    log-probability (and the ``Transition.action`` stored for the update) is
-    of ``u`` itself, unscaled and unclipped; only the environment receives
-    the env-unit action.
+    def actor(params: Params, obs: Array, carry: dict) -> tuple[Distribution, dict]:
+        dist, _, new = apply(params, obs, carry)  # the critic's part is dead code under jit
+        return dist, new
 
-    Args:
-      spec: the environment's spec.
-      action: a policy sample, ``[...]`` (discrete) or ``[..., D]`` (box, in
-        normalised units).
+    def critic(params: Params, obs: Array, carry: dict) -> Array:
+        return apply(params, obs, carry)[1]
 
-    Returns:
-      The environment action, same shape and dtype as ``action``.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> from pgjax.types import BoxSpace, EnvSpec
-      >>> spec = EnvSpec("Pendulum-v1", (3,), BoxSpace((1,), -2.0, 2.0), 200)
-      >>> print(env_action(spec, jnp.array([[-1.5], [0.25], [1.0]]))[:, 0])
-      [-2.   0.5  2. ]
-    """
-    space = spec.action_space
-    if isinstance(space, DiscreteSpace):
-        return action
-    center, half_range = action_scale(space)
-
-    def full(x):  # explicit: bounds [D] against [..., D] would be a rank promotion
-        return jnp.broadcast_to(jnp.asarray(x, action.dtype), action.shape)
-
-    return jnp.clip(full(center) + full(half_range) * action, full(space.low), full(space.high))
+    return Networks(init, apply, actor, critic, spec, initial_carry=initial_carry)

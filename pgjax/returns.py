@@ -12,7 +12,21 @@ Conventions, shared by every function here:
   (terminated *or* truncated), so nothing after ``t`` flows back into ``t``.
   ``terminated[t]`` means a true terminal state was reached: no bootstrap.
   A truncated step (time limit) still bootstraps from ``next_values[t]``, the
-  value of the pre-reset final observation.
+  value of the pre-reset final observation. ``terminated`` implies done: a
+  recursion stops at ``dones | terminated``, so a terminal step left out of
+  ``dones`` still ends its episode. Flags are bool (or integer 0/1) arrays,
+  never floats: a float flag is a ``ValueError``, because the common mistake
+  it catches is passing rlax-style discounts (``gamma * (1 - done)``) or a
+  probability where a flag belongs. Integer flags are checked to be 0/1 when
+  their values are known (not under ``jit``/``vmap``/``grad``).
+* **Discounts.** ``gamma`` and ``lam`` must lie in ``[0, 1]``; a concrete value
+  outside (or NaN) is a ``ValueError``. A traced value (``jit``, ``vmap``,
+  ``grad``) cannot be checked and is the caller's responsibility.
+* **Dtypes.** Results come back in the promoted floating dtype of the array
+  inputs (rewards, values, bootstrap; integer rewards give JAX's default
+  float), but recursions are computed in at least float32: bf16 rewards with
+  float32 values give float32, bf16 everything gives bf16 rounded once at the
+  end (a bf16 accumulator would stall: 1 + 0.99 * 64 rounds back to 64).
 * **Gradients.** Estimates are targets: by default they come back under
   ``jax.lax.stop_gradient`` so a loss built on them differentiates only
   through the policy and the critic. Pass ``stop_target_gradients=False`` to
@@ -27,12 +41,64 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
 
 def _float_dtype(x: Array) -> jnp.dtype:
     return x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+
+
+def _dtypes(*arrays: Array) -> tuple[jnp.dtype, jnp.dtype]:
+    """(output dtype, accumulation dtype): the inputs' promoted float dtype, and that
+    widened to at least float32 so that long sums do not stall in bf16/f16."""
+    out = jnp.result_type(*arrays)
+    if not jnp.issubdtype(out, jnp.floating):
+        out = jnp.promote_types(out, jnp.result_type(float))
+    return out, jnp.promote_types(out, jnp.float32)
+
+
+def _concrete(x) -> np.ndarray | None:
+    """``x`` as a NumPy array when its values are known, None when it is traced."""
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def _check_flag(fn: str, name: str, x: Array) -> Array:
+    """A bool or integer 0/1 episode flag, as bool; a float flag is an error."""
+    dtype = jnp.result_type(x)
+    if dtype == jnp.bool_:
+        return jnp.asarray(x)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(
+            f"{fn}: {name} has dtype {dtype}; pass bools (or integer 0/1), one flag per step. "
+            f"A float {name} is usually an rlax-style discount (gamma * (1 - done)) or a "
+            "probability; pgjax takes the flags and gamma separately")
+    values = _concrete(x)
+    if values is not None and not np.isin(values, (0, 1)).all():
+        bad = np.unique(values[~np.isin(values, (0, 1))])[:5].tolist()
+        raise ValueError(f"{fn}: {name} must be 0 or 1 (or bool); got values {bad}")
+    return jnp.asarray(x).astype(bool)
+
+
+def _scalar(x: float | Array, dtype: jnp.dtype) -> float | Array:
+    """A discount in the accumulation dtype. Python numbers stay as they are (weakly
+    typed, they take the arrays' dtype), so ``gamma * lam`` of two floats rounds once."""
+    return x if isinstance(x, (int, float)) else jnp.asarray(x).astype(dtype)
+
+
+def _check_unit(fn: str, name: str, x: float | Array) -> None:
+    """Rejects a concrete ``x`` outside [0, 1] (or NaN); a traced one cannot be checked."""
+    values = _concrete(x)
+    if values is None or not np.issubdtype(values.dtype, np.number):
+        return
+    values = values.astype(np.float64)
+    if not ((values >= 0.0) & (values <= 1.0)).all():
+        shown = values.item() if values.size == 1 else values.tolist()
+        raise ValueError(f"{fn}: {name} must be in [0, 1]; got {shown}")
 
 
 def _maybe_stop(x: Array, stop: bool) -> Array:
@@ -66,14 +132,20 @@ def discounted_returns(
 
     Args:
       rewards: ``[T, ...]`` reward for the action at step t.
-      dones: ``[T, ...]`` bool or 0/1; the episode ended at step t.
-      gamma: scalar discount in (0, 1].
+      dones: ``[T, ...]`` bool or integer 0/1, never float; the episode ended
+        at step t.
+      gamma: scalar discount in [0, 1] (checked when concrete).
       bootstrap: ``rewards.shape[1:]`` value of the state after the last step;
         zeros if None.
       stop_target_gradients: return the result under ``stop_gradient``.
 
     Returns:
-      ``[T, ...]`` discounted returns ``G_t``, in the float dtype of ``rewards``.
+      ``[T, ...]`` discounted returns ``G_t``, in the promoted float dtype of
+      ``rewards`` and ``bootstrap`` (summed in at least float32).
+
+    Raises:
+      ValueError: float ``dones``, integer ``dones`` other than 0/1, or a
+        concrete ``gamma`` outside [0, 1].
 
     Examples:
       >>> import jax.numpy as jnp
@@ -86,15 +158,20 @@ def discounted_returns(
       [1.5, 1.0, 2.0, 2.0]
     """
     rewards = jnp.asarray(rewards)
-    dtype = _float_dtype(rewards)
-    rewards = rewards.astype(dtype)
     dones = jnp.asarray(dones)
     chex.assert_equal_shape([rewards, dones])
     chex.assert_rank(rewards, {*range(1, 8)})
+    if bootstrap is not None:
+        bootstrap = jnp.asarray(bootstrap)
+        chex.assert_shape(bootstrap, rewards.shape[1:])
+    dones = _check_flag("discounted_returns", "dones", dones)
+    _check_unit("discounted_returns", "gamma", gamma)
+    out_dtype, dtype = _dtypes(rewards, *([] if bootstrap is None else [bootstrap]))
+    rewards = rewards.astype(dtype)
     if bootstrap is None:
         bootstrap = jnp.zeros(rewards.shape[1:], dtype)
-    bootstrap = jnp.asarray(bootstrap, dtype)
-    chex.assert_shape(bootstrap, rewards.shape[1:])
+    bootstrap = bootstrap.astype(dtype)
+    gamma = _scalar(gamma, dtype)
     discounts = gamma * (1.0 - dones.astype(dtype))
 
     def step(g_next, x):
@@ -103,7 +180,7 @@ def discounted_returns(
         return g, g
 
     _, returns = jax.lax.scan(step, bootstrap, (rewards, discounts), reverse=True)
-    return _maybe_stop(returns, stop_target_gradients)
+    return _maybe_stop(returns.astype(out_dtype), stop_target_gradients)
 
 
 def gae(
@@ -129,7 +206,8 @@ def gae(
     observation that followed step t *in the same episode* (the pre-reset
     final observation when step t was truncated by a time limit; anything
     finite when step t terminated). ``terminated`` stops bootstrapping;
-    ``dones`` (terminated or truncated) stops the recursion.
+    ``done_t = dones_t | terminated_t`` stops the recursion (a terminal step
+    ends its episode even when ``dones`` leaves it out).
 
     ``lam = 0`` gives the one-step TD error; ``lam = 1`` gives the
     Monte-Carlo advantage bootstrapped at the rollout's end and at time limits
@@ -143,15 +221,23 @@ def gae(
       values: ``[T, ...]`` V(s_t).
       next_values: ``[T, ...]`` V of the observation after step t in the same
         episode.
-      terminated: ``[T, ...]`` bool or 0/1; a true terminal state at step t.
-      dones: ``[T, ...]`` bool or 0/1; terminated or truncated at step t.
-      gamma: scalar discount in (0, 1].
-      lam: scalar GAE lambda in [0, 1].
+      terminated: ``[T, ...]`` bool or integer 0/1, never float; a true
+        terminal state at step t.
+      dones: ``[T, ...]`` bool or integer 0/1, never float; terminated or
+        truncated at step t.
+      gamma: scalar discount in [0, 1] (checked when concrete).
+      lam: scalar GAE lambda in [0, 1] (checked when concrete).
       stop_target_gradients: return both results under ``stop_gradient``.
 
     Returns:
       ``(advantages, targets)``, each ``[T, ...]``; ``targets = advantages +
-      values`` are the critic's regression targets (lambda-returns).
+      values`` are the critic's regression targets (lambda-returns). Both in
+      the promoted float dtype of ``rewards``, ``values`` and ``next_values``
+      (computed in at least float32).
+
+    Raises:
+      ValueError: a float flag, an integer flag other than 0/1, or a concrete
+        ``gamma`` or ``lam`` outside [0, 1].
 
     Examples:
       >>> import jax.numpy as jnp
@@ -164,15 +250,19 @@ def gae(
       >>> tgt.tolist()  # 1 + 0.5 * (1 + 0.5 * 2), then 1 + 0.5 * 2
       [2.0, 2.0]
     """
-    rewards = jnp.asarray(rewards)
-    dtype = _float_dtype(rewards)
-    rewards = rewards.astype(dtype)
-    values = jnp.asarray(values, dtype)
-    next_values = jnp.asarray(next_values, dtype)
+    rewards, values, next_values = map(jnp.asarray, (rewards, values, next_values))
     terminated = jnp.asarray(terminated)
     dones = jnp.asarray(dones)
     chex.assert_equal_shape([rewards, values, next_values, terminated, dones])
     chex.assert_rank(rewards, {*range(1, 8)})
+    terminated = _check_flag("gae", "terminated", terminated)
+    # terminated implies done: a terminal step missing from dones still ends its episode.
+    dones = _check_flag("gae", "dones", dones) | terminated
+    _check_unit("gae", "gamma", gamma)
+    _check_unit("gae", "lam", lam)
+    out_dtype, dtype = _dtypes(rewards, values, next_values)
+    rewards, values, next_values = (x.astype(dtype) for x in (rewards, values, next_values))
+    gamma, lam = _scalar(gamma, dtype), _scalar(lam, dtype)
 
     deltas = (
         rewards + gamma * (1.0 - terminated.astype(dtype)) * next_values - values
@@ -188,8 +278,8 @@ def gae(
     _, advantages = jax.lax.scan(step, init, (deltas, decays), reverse=True)
     targets = advantages + values
     return (
-        _maybe_stop(advantages, stop_target_gradients),
-        _maybe_stop(targets, stop_target_gradients),
+        _maybe_stop(advantages.astype(out_dtype), stop_target_gradients),
+        _maybe_stop(targets.astype(out_dtype), stop_target_gradients),
     )
 
 

@@ -76,6 +76,9 @@ class NetworkConfig:
     policy_init_scale: float = 0.01  # orthogonal gain of the policy head: near-uniform start
     value_init_scale: float = 1.0  # orthogonal gain of the value head
     cnn: bool = False  # put a small CNN before the MLP, for image observations
+    # > 0: a GRU of this many units after the MLP in actor and critic, for tasks that need
+    # memory; its state is reset at episode starts, and losses replay whole rollouts
+    gru_size: int = 0
 
     def __post_init__(self):
         if isinstance(self.hidden_sizes, list):
@@ -246,6 +249,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "network.hidden_init_scale": _GT0,
     "network.policy_init_scale": _GE0,
     "network.value_init_scale": _GE0,
+    "network.gru_size": _GE0,
     "optimizer.actor_lr": _GT0,
     "optimizer.critic_lr": _GT0,
     "optimizer.max_grad_norm": _GT0_OR_NULL,

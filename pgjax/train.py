@@ -37,33 +37,16 @@ from pgjax.config import Config, ConfigError, Derived, derive
 from pgjax.envs import Env, ObsStats, init_obs_stats, make_env, uses_obs_normalization
 from pgjax.envs import normalize_obs as apply_obs_stats
 from pgjax.evaluation import EvalReturns, make_evaluate
+from pgjax.hparams import HParams, as_hparams, default_hparams  # noqa: F401  (re-exported)
 from pgjax.learner import (AUTO_SLICE_SAMPLES, grad_slices, loss_slices, lr_of,  # noqa: F401
                            make_gradient_step, optimizer)
 from pgjax.networks import Networks, make_networks
 from pgjax.rollout import EpisodeStats, RolloutState, make_episodic_rollout, make_rollout
-from pgjax.acting import policy_step
+from pgjax.acting import episode_mean, episode_metrics, policy_step, reset_carry  # noqa: F401
 from pgjax.sharding import Sharding, make_sharding
 
 Array = jax.Array
 Metrics = dict[str, Array]
-
-
-class HParams(NamedTuple):
-    """Float hyperparameters, carried in the state as float32 scalars (traced).
-
-    Any of them can be vmapped: ``jax.vmap(train)(keys, hparams)`` with
-    leaves of shape ``[S]``. Build one with :func:`default_hparams` and
-    ``._replace``.
-    """
-
-    gamma: Array
-    gae_lambda: Array
-    actor_lr: Array
-    critic_lr: Array
-    entropy_coef: Array
-    value_coef: Array
-    clip_eps: Array
-    max_grad_norm: Array  # ignored when config.optimizer.max_grad_norm is None
 
 
 class TrainState(NamedTuple):
@@ -114,79 +97,10 @@ class Trainer(NamedTuple):
     algorithm: algos.Algorithm | None = None
 
 
-def default_hparams(config: Config) -> HParams:
-    """The config's float hyperparameters as float32 arrays."""
-    a, o = config.algorithm, config.optimizer
-    values = HParams(
-        gamma=a.gamma,
-        gae_lambda=a.gae_lambda,
-        actor_lr=o.actor_lr,
-        critic_lr=o.critic_lr,
-        entropy_coef=a.entropy_coef,
-        value_coef=a.value_coef,
-        clip_eps=a.clip_eps,
-        max_grad_norm=o.max_grad_norm if o.max_grad_norm is not None else jnp.inf,
-    )
-    return HParams(*(jnp.asarray(v, jnp.float32) for v in values))
-
-
 def observation_stats(state: TrainState) -> ObsStats | None:
     """The observation statistics the policy of ``state`` acts with (None without
     observation normalisation); apply them with :func:`pgjax.envs.normalize_obs`."""
     return state.obs_stats
-
-
-def _ep_metrics(stats: EpisodeStats) -> Metrics:
-    # NaN, not 0, when no episode ended in the update: a mean over no episodes is missing, and
-    # a 0 would pull averages over updates down (episode_mean weights by episode_count).
-    count = stats.count.astype(jnp.float32)
-    ended = count > 0
-    return {
-        "episode_return": jnp.where(ended, stats.return_sum / jnp.maximum(count, 1.0), jnp.nan),
-        "episode_length": jnp.where(
-            ended, stats.length_sum.astype(jnp.float32) / jnp.maximum(count, 1.0), jnp.nan),
-        "episode_count": count,
-    }
-
-
-def episode_mean(metrics: Metrics, name: str = "episode_return", axis: int = -1) -> Array:
-    """The mean of ``metrics[name]`` (``"episode_return"`` or ``"episode_length"``) over the
-    episodes that ended, along ``axis`` (updates): each update weighted by its
-    ``episode_count``, updates with none skipped; NaN where no episode ended at all.
-
-    Examples:
-      >>> m = {"episode_return": jnp.array([10.0, jnp.nan, 40.0]),
-      ...      "episode_count": jnp.array([3.0, 0.0, 1.0])}
-      >>> float(episode_mean(m))  # (3 * 10 + 1 * 40) / 4, not the mean of [10, 0, 40]
-      17.5
-    """
-    count = jnp.asarray(metrics["episode_count"], jnp.float32)
-    values = jnp.where(count > 0, jnp.asarray(metrics[name], jnp.float32), 0.0)
-    total = jnp.sum(count, axis=axis)
-    return jnp.where(total > 0, jnp.sum(values * count, axis=axis) / jnp.maximum(total, 1.0),
-                     jnp.nan)
-
-
-def as_hparams(hparams: Any) -> HParams:
-    """``hparams`` as float32 :class:`HParams`, refusing what is not one (a dict, a tuple of
-    the wrong length) and concrete values outside their ranges (traced ones cannot be
-    checked: a vmapped sweep's values are the caller's to choose)."""
-    if not isinstance(hparams, HParams):
-        raise TypeError(f"hparams: expected a pgjax.HParams, got {type(hparams).__name__}; "
-                        "build one with trainer.hparams._replace(gamma=..., ...)")
-    hparams = HParams(*(jnp.asarray(h, jnp.float32) for h in hparams))
-    ranges = {"gamma": (0.0, 1.0), "gae_lambda": (0.0, 1.0), "clip_eps": (0.0, None),
-              "actor_lr": (0.0, None), "critic_lr": (0.0, None), "entropy_coef": (0.0, None),
-              "value_coef": (0.0, None), "max_grad_norm": (0.0, None)}
-    for name, (low, high) in ranges.items():
-        value = getattr(hparams, name)
-        if isinstance(value, jax.core.Tracer):
-            continue
-        values = jax.device_get(value)
-        if (values < low).any() or (high is not None and (values > high).any()):
-            allowed = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
-            raise ValueError(f"hparams.{name}={values.tolist()}: must be {allowed}")
-    return hparams
 
 
 def _check_arguments(config: Any, env: Any, networks: Any) -> None:
@@ -222,7 +136,7 @@ def default_networks(config: Config, env: Env, algorithm: algos.Algorithm) -> Ne
         shared_trunk=net.shared_trunk, use_critic=algorithm.critic,
         log_std_init=net.log_std_init, hidden_init_scale=net.hidden_init_scale,
         policy_init_scale=net.policy_init_scale, value_init_scale=net.value_init_scale,
-        cnn=net.cnn)
+        cnn=net.cnn, gru_size=net.gru_size)
 
 
 def make_train(config: Config, *, env: Env | None = None,
@@ -283,6 +197,11 @@ def make_train(config: Config, *, env: Env | None = None,
         raise ConfigError("algorithm.recompute_advantages=True: not supported with a recurrent "
                           "network yet (it needs the carry of each step replayed)")
     net_step = policy_step(networks.apply, networks.initial_carry)
+    recurrent = networks.initial_carry is not None
+    if recurrent and algorithm.minibatched and t.num_envs % algorithm.minibatches(config):
+        raise ConfigError(f"algorithm.minibatches={algorithm.minibatches(config)}: must divide "
+                          f"training.num_envs = {t.num_envs} with a recurrent network "
+                          "(minibatches are whole sequences of whole envs)")
     # Never for discrete observations (state indices): the rollouts ignore the flag for them too.
     normalize_obs = uses_obs_normalization(env.spec, config.env.normalize_obs)
     # The env batch is split over training.devices (one device: a mesh of one).
@@ -295,9 +214,24 @@ def make_train(config: Config, *, env: Env | None = None,
     else:
         rollout_fns = make_rollout(env, networks.apply, num_steps=a.n_steps, **rollout_kw)
     # Gradients summed over slices of at most grad_slice_samples per device.
-    slices = loss_slices(config, num_devices=sharding.num_devices,
-                         platform=sharding.mesh.devices.flat[0].platform)
-    gradient_step = make_gradient_step(config, algorithm, net_step, slices, sharding.replicated)
+    slices = 1 if recurrent else loss_slices(config, num_devices=sharding.num_devices,
+                                             platform=sharding.mesh.devices.flat[0].platform)
+
+    def replay(params, obs, carry, starts):
+        # Each env's sequence from the carry its first step started from, reset where a new
+        # episode starts: gradients flow back through time within the rollout.
+        initial = networks.initial_carry(obs.shape[1])
+
+        def step(h, x):
+            o, start = x
+            dist, value, h = networks.apply(params, o, reset_carry(h, initial, start))
+            return h, (dist, value)
+
+        _, (dist, value) = jax.lax.scan(step, jax.tree.map(lambda c: c[0], carry), (obs, starts))
+        return dist, value
+
+    gradient_step = make_gradient_step(config, algorithm, net_step, slices, sharding.replicated,
+                                       replay=replay if recurrent else None)
     eval_fn, eval_both_fn = make_evaluate(
         env, networks, episodes=t.eval_episodes, normalize_obs=normalize_obs,
         shard=sharding.envs, num_devices=sharding.num_devices)
@@ -327,7 +261,8 @@ def make_train(config: Config, *, env: Env | None = None,
         return value, next_value
 
     learner = algos.Learner(config, derived, networks, gradient_step,
-                            lambda tree: sharding.envs(tree, axis=1), values)
+                            lambda tree, axis=1: sharding.envs(tree, axis=axis), values,
+                            recurrent)
 
     def lr_scale_of(state: TrainState) -> Array:
         if not config.optimizer.anneal_lr:
@@ -356,6 +291,9 @@ def make_train(config: Config, *, env: Env | None = None,
         """
         _check_rollout(traj, mask, last_obs)
         batch = algorithm.batch(traj, mask, state.hparams, config)
+        if recurrent:  # where the loss's replay resets the carry
+            done = traj.terminated | traj.truncated
+            batch = batch._replace(starts=jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]]))
         return algorithm.update(learner, state.params, state.opt_state, batch, state.hparams,
                                 lr_scale_of(state), key, traj, last_obs)
 
@@ -387,7 +325,7 @@ def make_train(config: Config, *, env: Env | None = None,
         metrics["env_steps_valid"] = jnp.sum(mask, dtype=jnp.float32)
         new_state = state._replace(params=params, opt_state=opt_state, obs_stats=obs_stats,
                                    key=key, update=state.update + 1)
-        return new_state, {**metrics, **_ep_metrics(ep_stats)}
+        return new_state, {**metrics, **episode_metrics(ep_stats)}
 
     def nstep_update(state: TrainState) -> tuple[TrainState, Metrics]:
         key, rollout_key, shuffle_key = jax.random.split(state.key, 3)
@@ -400,7 +338,7 @@ def make_train(config: Config, *, env: Env | None = None,
         params, opt_state, metrics = learn(state, traj, None, shuffle_key, last_obs)
         new_state = state._replace(params=params, opt_state=opt_state, rollout=rollout_state,
                                    obs_stats=obs_stats, key=key, update=state.update + 1)
-        return new_state, {**metrics, **_ep_metrics(ep_stats)}
+        return new_state, {**metrics, **episode_metrics(ep_stats)}
 
     update = episodic_update if algorithm.episodic else nstep_update
 

@@ -84,8 +84,8 @@ for algorithm in [a for a in sys.argv[1:] if a not in ("split_seeds", "sliced")]
     entry = {
         "params_rel_diff": max_rel_diff(s4.params, s1.params),
         "loss_rel_diff": max_rel_diff(m4["loss"], m1["loss"]),
-        "return_1": float(m1["episode_return"][-1]),
-        "return_4": float(m4["episode_return"][-1]),
+        "return_1": float(pgjax.episode_mean(m1)),
+        "return_4": float(pgjax.episode_mean(m4)),
         "param_sharding_replicated": all(
             x.sharding.is_fully_replicated for x in jax.tree.leaves(s4.params)),
     }

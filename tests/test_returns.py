@@ -163,7 +163,7 @@ def test_discounted_returns_shape_checks():
 
 def test_discounted_returns_gradient_flags():
     r = jnp.ones(3)
-    d = jnp.zeros(3)
+    d = jnp.zeros(3, bool)
     g = jax.grad(lambda r: discounted_returns(r, d, 0.5)[0])(r)
     np.testing.assert_array_equal(g, 0.0)
     g = jax.grad(lambda r: discounted_returns(r, d, 0.5, stop_target_gradients=False)[0])(r)

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+import pgjax
 import pytest
 
 import probe_envs
@@ -130,7 +132,9 @@ def test_reinforce_improves_over_random():
     trained = float(jax.jit(trainer.evaluate)(state, jax.random.key(1), greedy=False).mean())
     assert random_return < 40
     assert trained > 3 * random_return, (random_return, trained)
-    assert float(metrics["episode_return"][-10:].mean()) > 2 * float(metrics["episode_return"][:3].mean())
+    window = lambda s: jax.tree.map(lambda x: x[s], metrics)  # noqa: E731
+    assert float(pgjax.episode_mean(window(slice(-10, None)))) > 2 * float(
+        pgjax.episode_mean(window(slice(0, 3))))
 
 
 def test_pendulum_stays_finite():
@@ -139,7 +143,9 @@ def test_pendulum_stays_finite():
         "algorithm.n_steps=32", "training.total_env_steps=40960", "env.normalize_obs=true",
     ))
     state, metrics = _train(trainer)
-    for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
+    ended = np.asarray(metrics["episode_count"]) > 0
+    episode = {k: np.asarray(metrics.pop(k))[ended] for k in ("episode_return", "episode_length")}
+    for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics, episode)):
         assert np.all(np.isfinite(np.asarray(leaf))), name
 
 

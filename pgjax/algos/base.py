@@ -51,6 +51,9 @@ class Batch(NamedTuple):
       old_value: values under the acting critic.
       mask: valid steps of episodic rollouts; None when every step is valid.
       carry: a recurrent network's state before each step (None for feedforward networks).
+      starts: for a recurrent network, where a new episode starts (``starts[t] =
+        done[t - 1]``, ``starts[0]`` false): the loss replays each sequence from
+        ``carry[0]``, resetting the carry there. Filled in by the trainer.
     """
 
     obs: Array
@@ -61,6 +64,7 @@ class Batch(NamedTuple):
     old_value: Array
     mask: Array | None
     carry: Any = None
+    starts: Array | None = None
 
 
 class Learner(NamedTuple):
@@ -74,8 +78,8 @@ class Learner(NamedTuple):
         (params, opt_state, metrics)``: the loss's gradient (summed over slices where the
         config asks; ``strided``: slices take every k-th row, for minibatches split over
         devices) and one optimiser step per parameter group.
-      shard_rows: ``tree -> tree`` splits axis 1 of a ``[minibatches, rows, ...]`` tree over
-        the devices (identity on one device).
+      shard_rows: ``(tree, axis=1) -> tree`` splits that axis of a ``[minibatches, rows,
+        ...]`` tree over the devices (identity on one device).
       values: ``(params, traj, last_obs) -> (value, next_value)``, both ``[T, N]``: the
         rollout's values under the critic of ``params`` (``last_obs``: the observation after
         the last step, as the policy sees it); a truncated step keeps the acting critic's
@@ -87,8 +91,10 @@ class Learner(NamedTuple):
     derived: Any
     networks: Any
     gradient_step: Callable[..., tuple[Any, Any, Metrics]]
-    shard_rows: Callable[[Any], Any]
+    shard_rows: Callable[..., Any]
     values: Callable[..., tuple[Array, Array]]
+    # A recurrent network: minibatches must keep each env's sequence whole ([T, n] slices).
+    recurrent: bool = False
 
 
 class Algorithm:

@@ -57,13 +57,20 @@ class PPO(NStep):
                 advantage, target = gae(traj.reward, value, next_value, traj.terminated,
                                         traj.done, hp.gamma, hp.gae_lambda)
                 epoch_batch = batch._replace(advantage=advantage, target=target)
-            flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), epoch_batch)
-            perm = jax.random.permutation(epoch_key, size)
-            shuffled = jax.tree.map(
-                lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat)
-            # Each device takes its share of every minibatch's rows (else the
-            # partitioner gathers the batch and every device does all the work).
-            shuffled = learner.shard_rows(shuffled)
+            if learner.recurrent:  # shuffle envs, keep each [T] sequence whole
+                envs = traj.reward.shape[1]
+                perm = jax.random.permutation(epoch_key, envs)
+                shuffled = jax.tree.map(lambda x: jnp.moveaxis(x[:, perm].reshape(
+                    (x.shape[0], a.minibatches, -1, *x.shape[2:])), 1, 0), epoch_batch)
+                shuffled = learner.shard_rows(shuffled, axis=2)  # [minibatches, T, n, ...]
+            else:
+                flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), epoch_batch)
+                perm = jax.random.permutation(epoch_key, size)
+                shuffled = jax.tree.map(
+                    lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat)
+                # Each device takes its share of every minibatch's rows (else the
+                # partitioner gathers the batch and every device does all the work).
+                shuffled = learner.shard_rows(shuffled)
 
             def minibatch(carry, mb):
                 params, opt_state = carry

@@ -5,6 +5,8 @@ statistics.
   registry (:func:`register_family`) and :func:`make_env`;
 * :mod:`pgjax.envs.gymnax`: the gymnax adapter (:func:`wrap_env`, :class:`GymnaxEnv`), the
   only module that imports gymnax;
+* :mod:`pgjax.envs.gymnax_api`: any env written to gymnax's interface (gymnax 1.x or
+  <= 0.0.9, Craftax) by import path, ``"package.module:Factory"`` (:func:`wrap_gymnax_api`);
 * :mod:`pgjax.envs.obs`: observation statistics (:class:`ObsStats`,
   :func:`update_obs_stats`, :func:`normalize_obs`, :func:`uses_obs_normalization`).
 
@@ -14,14 +16,16 @@ Or pass any object following :class:`Env` to ``make_train(config, env=...)``.
 """
 
 from pgjax.envs import gymnax as _gymnax  # noqa: F401  (registers the gymnax family first)
+from pgjax.envs import gymnax_api as _gymnax_api  # noqa: F401  (any env by import path)
 from pgjax.envs.base import (Env, EnvFamily, EnvStep, env_names, families, find_family,
                              make_env, register_family)
 from pgjax.envs.gymnax import GymnaxEnv, wrap_env
+from pgjax.envs.gymnax_api import GymnaxApiEnv, wrap_gymnax_api
 from pgjax.envs.obs import (ObsStats, init_obs_stats, normalize_obs, update_obs_stats,
                             uses_obs_normalization)
 
 __all__ = [
-    "Env", "EnvFamily", "EnvStep", "GymnaxEnv", "ObsStats", "env_names", "families",
+    "Env", "EnvFamily", "EnvStep", "GymnaxApiEnv", "GymnaxEnv", "ObsStats", "env_names", "families",
     "find_family", "init_obs_stats", "make_env", "normalize_obs", "register_family",
-    "update_obs_stats", "uses_obs_normalization", "wrap_env",
+    "update_obs_stats", "uses_obs_normalization", "wrap_env", "wrap_gymnax_api",
 ]

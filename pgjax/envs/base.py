@@ -74,12 +74,17 @@ class EnvFamily(NamedTuple):
       names: ``() -> names`` of the envs it builds (may import its library).
       make: ``(name, **params) -> Env``; raises ValueError for unknown params.
       unsupported: ``() -> {name: reason}`` for listed envs pgjax cannot train.
+      accepts: ``(name) -> bool``: whether the family builds ``name`` though ``names()``
+        does not list it (a family without enumerable names, e.g. import paths); may raise
+        ValueError to say why a name of its form cannot be built. Asked only after no
+        family lists the name.
     """
 
     name: str
     names: Callable[[], Sequence[str]]
     make: Callable[..., Env]
     unsupported: Callable[[], dict[str, str]] = dict
+    accepts: Callable[[str], bool] = lambda name: False
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -107,13 +112,19 @@ def env_names() -> list[tuple[str, str, str | None]]:
 def find_family(name: str) -> tuple[EnvFamily, str]:
     """The family that builds ``name`` and the name inside it.
 
+    A name no family lists goes to the families' ``accepts`` (e.g. ``"package.module:Factory"``,
+    the ``gymnax-api`` family).
+
     Raises:
       ValueError: for an unknown name (closest names suggested, every valid one listed),
-        or one that its family marks unsupported (with the reason).
+        one that its family marks unsupported (with the reason), or one a family accepts by
+        form but cannot build (its reason, e.g. a module that cannot be imported).
     """
     if ":" in name and name.split(":", 1)[0] in _FAMILIES:
         family, inner = _FAMILIES[name.split(":", 1)[0]], name.split(":", 1)[1]
         candidates = list(family.names())
+        if inner not in candidates and family.accepts(inner):
+            return family, inner
     else:
         family, inner, candidates = None, name, []
         for fam in _FAMILIES.values():
@@ -121,9 +132,21 @@ def find_family(name: str) -> tuple[EnvFamily, str]:
             candidates += names
             if family is None and name in names:
                 family = fam
+        if family is None:
+            for fam in _FAMILIES.values():
+                if fam.accepts(name):
+                    return fam, name
     if family is None or inner not in candidates:
         close = difflib.get_close_matches(inner, candidates, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        if family is not None:  # "gymnax:make": an import path whose module is a family's name
+            for fam in _FAMILIES.values():
+                try:
+                    if fam is not family and fam.accepts(name):
+                        hint += f"for the import path, write {fam.name}:{name}; "
+                        break
+                except ValueError:
+                    pass
         raise ValueError(f"unknown environment {name!r}; {hint}valid names: "
                          f"{', '.join(candidates)}")
     reason = family.unsupported().get(inner)
@@ -138,7 +161,9 @@ def make_env(name: str, **env_params: Any) -> Env:
     Args:
       name: an env name of a registered family, e.g. ``"CartPole-v1"``, ``"Pendulum-v1"``,
         ``"Breakout-MinAtar"`` (gymnax), or ``"family:name"`` to pick the family.
-        ``pgjax envs`` lists them all.
+        ``pgjax envs`` lists them all. Or any gymnax-API env by import path,
+        ``"package.module:Factory"`` (:mod:`pgjax.envs.gymnax_api`; ``env_params`` then go
+        to the factory where it takes them).
       **env_params: the env's params to override, e.g. ``max_steps_in_episode=20``.
 
     Returns:
