@@ -231,7 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     except (StorageError, OSError) as error:
         if not isinstance(error, StorageError):
             error = StorageError.from_os(error)
-        print(f"pgjax {args.command}: error: {error}", file=sys.__stderr__, flush=True)
+        print(f"pgjax {args.command}: error: {error}", file=checkpoints.stderr(), flush=True)
         return EXIT_STORAGE
     except KeyboardInterrupt as stop:  # errors.Interrupted (SIGTERM) too
         signum = getattr(stop, "signum", signal.SIGINT)

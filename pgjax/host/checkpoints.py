@@ -77,6 +77,13 @@ def _fsync_tree(directory: Path) -> None:
 
 
 MUTE_AFTER_FAILED_SAVE = False  # the pgjax command sets it: its process ends after one
+_unmuted = None  # sys.stderr as it was before a failed save muted it
+
+
+def stderr():
+    """Where the command's last line goes: ``sys.stderr``, or what it was before a failed
+    save muted it."""
+    return _unmuted or sys.stderr
 
 
 @contextlib.contextmanager
@@ -94,6 +101,8 @@ def _quiet_orbax():
         yield
     except BaseException:
         if MUTE_AFTER_FAILED_SAVE:
+            global _unmuted
+            _unmuted = real
             sys.stderr = open(os.devnull, "w")  # noqa: SIM115
         else:
             sys.stderr = real
