@@ -408,3 +408,28 @@ def test_a_peer_that_never_joins_is_one_line_and_exit_2(cache, tmp_path):
     assert out.returncode == 2, show(out)
     assert "training.join_timeout_s=3: not all 2 processes joined in time" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "multi").exists()
+
+
+def test_sigterm_during_the_final_evaluation_keeps_every_chunk(reference, cache, work):
+    # 1,000 evaluation episodes per seed: a second or two of evaluation to stop in.
+    args = [*TINY, "--set", "training.eval_episodes=1000", "--out", "late"]
+    proc = subprocess.Popen(command(cache, "train", *args), cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if " chunk 8/8 " in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=120)
+    out = "".join(seen) + rest
+    if proc.returncode == 0:
+        pytest.skip("the evaluation finished before SIGTERM arrived")
+    assert proc.returncode == 143, out + err
+    assert "Traceback" not in err
+    assert "SIGTERM during the final evaluation" in out and "chunk_8 is kept" in out
+    assert not (work / "late" / "summary.json").exists()
+    out = run(cache, work, "train", "--resume", "late")
+    assert out.returncode == 0, show(out)
+    summary = json.loads((work / "late" / "summary.json").read_text())
+    assert summary["status"] == "complete" and len(summary["eval_returns"]) == 2

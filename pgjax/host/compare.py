@@ -56,7 +56,8 @@ def compare(args: argparse.Namespace) -> int:
     trainers = [build_trainer(c) for c in configs]  # every variant checked before any compile
     notes = [check_memory(c, t.env, c.training.num_seeds, t.sharding.num_devices)
              for c, t in zip(configs, trainers)]
-    lock = rundir.create_run_dir(out, force=True, warn=say) if not args.resume else \
+    # The comparison's own lock: a second compare writing to DIR meanwhile is refused.
+    lock = rundir.create_run_dir(out, force=args.force, warn=say) if not args.resume else \
         rundir.RunLock(out, say).acquire()
     try:
         if not args.resume:

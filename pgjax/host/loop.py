@@ -41,7 +41,7 @@ from pgjax.host.callbacks import SaveCheckpoints
 from pgjax.host.checks import chunk_lengths, first_non_finite
 from pgjax.host.display import ProgressDisplay
 from pgjax.host.distributed import say
-from pgjax.host.errors import RunError, StorageError, exit_code_of
+from pgjax.host.errors import Interrupted, RunError, StorageError, exit_code_of
 from pgjax.host.programs import compile_programs, per_seed_returns
 from pgjax.host.rundir import Checkpoints, chunk_rows
 from pgjax.host.summary import Summary
@@ -224,6 +224,8 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     evaluation = None
     if final_state is not None and programs.evaluate is not None:
         try:
+            if stop.signum is not None:  # came during the last chunk: stop before evaluating
+                raise Interrupted(stop.signum)
             evaluation = per_seed_returns(programs.evaluate(final_state, programs.keys))
         except KeyboardInterrupt as stop:
             for callback in callbacks:
