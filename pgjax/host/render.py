@@ -87,25 +87,20 @@ def episode_fn(trainer, *, greedy: bool):
     """
     import jax  # noqa: PLC0415
 
-    from pgjax.envs import normalize_obs  # noqa: PLC0415
-    from pgjax.networks import env_action  # noqa: PLC0415
-    from pgjax.train import observation_stats  # noqa: PLC0415
+    from pgjax.policy import make_policy  # noqa: PLC0415
 
     env, spec = trainer.env, trainer.env.spec
 
     def episode(state, key):
-        obs_stats = observation_stats(state)
+        act = make_policy(trainer, state, greedy=greedy)  # obs statistics, actor, env units
         reset_key, key = jax.random.split(key)
         obs, env_state = env.reset(reset_key)
 
         def step(carry, step_key):
             obs, env_state, alive, total = carry
             act_key, env_key = jax.random.split(step_key)
-            policy_obs = obs if obs_stats is None else normalize_obs(obs_stats, obs)
-            dist = trainer.networks.actor(state.params, policy_obs)
-            action = dist.mode() if greedy else dist.sample(act_key)
             next_obs, next_state, reward, terminated, truncated, _ = env.step(
-                env_key, env_state, env_action(spec, action))
+                env_key, env_state, act(obs, act_key))
             total = total + reward
             done = terminated | truncated
             return (next_obs, next_state, alive & ~done, total), (env_state, total, alive)
