@@ -6,6 +6,19 @@ test modules import gymnax-based helpers before pgjax.
 """
 
 import pgjax  # noqa: F401  (must come before any import that runs a computation)
+import pytest
 
 # Scripts that tests run in subprocesses (with their own XLA_FLAGS), not test modules.
 collect_ignore = ["sharding_check.py"]
+
+
+# The command-running test modules (test_run, test_reliability): one compilation cache and
+# one working directory per module, shared by its tests.
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("work")

@@ -79,16 +79,6 @@ def assert_same_run(directory, ref_dir):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("jax-cache")
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("work")
-
-
-@pytest.fixture(scope="module")
 def reference(cache, work):
     """One uninterrupted run, the first to compile into the empty cache."""
     out = run(cache, work, "train", *TINY, "--out", "ref")

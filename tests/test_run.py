@@ -79,16 +79,6 @@ def restore_latest(directory):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("jax-cache")
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("work")
-
-
-@pytest.fixture(scope="module")
 def reference(cache, work):
     """One uninterrupted tiny run, the first to compile into the empty cache."""
     out = pgjax_run(cache, work, "train", *TINY, "--out", "ref")
