@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             done = [r for r in rs if r["solved"][0]]
             total = [r["compile_s"] + r["solve_train_s"][0] for r in done]
             train_only = [r["solve_train_s"][0] for r in done]
-            rate = statistics.median(r["valid_env_steps_per_s"] for r in rs)  # REINFORCE: unpadded
+            rate = statistics.median(r["env_steps_per_s"] for r in rs)  # env steps taken
             row = {"config": name, "runs": rs, "solved": len(done), "env_steps_per_s": rate,
                    "compile_plus_train_median": statistics.median(total) if total else None,
                    "train_median": statistics.median(train_only) if train_only else None}
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             if total and loop_median:
                 print(f"| pgjax `configs/cartpole_{name}.yaml` (compile + train; greedy eval "
                       f"every {rs[0]['steps_per_chunk']:,} steps) | {len(done)}/{len(rs)} | - | "
-                      f"{statistics.median(r['solve_valid_env_steps'][0] for r in done):.4g} | {rate:.4g} | "
+                      f"{statistics.median(r['solve_env_steps'][0] for r in done):.4g} | {rate:.4g} | "
                       f"{row['compile_plus_train_median']:.3g} (train {row['train_median']:.3g}) | "
                       f"{min(r['load_average'][0] for r in rs)}-{max(r['load_average'][0] for r in rs)} |")
         loop_rate = statistics.median(r["env_steps_per_s"] for r in runs)

@@ -110,7 +110,6 @@ def summarise(r: dict) -> dict:
         "compile": _spread(compile_s),
         "train": _spread([s["solve_train_s"][0] for s in ok]),
         "steps": _spread([s["solve_env_steps"][0] / 1e3 for s in ok]),
-        "valid_steps": _spread([s["solve_valid_env_steps"][0] / 1e3 for s in ok]),
         "total": _spread(total),
         "total_with_eval": _spread(total_eval),
         "total_median": statistics.median(total) if total else None,
@@ -190,15 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Single seeds ({args.seeds} per config; median [min, max] over the seeds that solved; "
           f"compile includes make_train{'; warm persistent cache' if cache else ''}):\n")
-    print("| config | solved | env steps to 475 (k) | stepped, excl. padding (k) | compile s | train s | "
+    print("| config | solved | env steps to 475 (k) | compile s | train s | "
           "compile + train s | + eval s | eval resolution | load |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     summaries = []
     for r in results:
         s = summarise(r)
         summaries.append(s)
         loads = [x["load_average"][0] for x in r["singles"]]
-        print(f"| `{r['config']}` | {s['solved']} | {s['steps']} | {s['valid_steps']} | {s['compile']} | {s['train']} | "
+        print(f"| `{r['config']}` | {s['solved']} | {s['steps']} | {s['compile']} | {s['train']} | "
               f"**{s['total']}** | {s['total_with_eval']} | {s['resolution']} | "
               f"{min(loads)}-{max(loads)} |")
     if args.batch_seeds:

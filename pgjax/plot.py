@@ -34,7 +34,9 @@ class Curve(NamedTuple):
     """
 
     label: str
-    env_steps: np.ndarray  # [C] env steps per seed at the end of each chunk
+    # [C] env steps per seed at the end of each chunk (the mean over seeds: an episodic
+    # algorithm's seeds each end a chunk at their own update, less than one apart)
+    env_steps: np.ndarray
     returns: np.ndarray  # [S, C]
 
 
@@ -52,7 +54,7 @@ def solve_threshold(env_name: str, env_params: Sequence[tuple[str, Any]] = ()) -
 def read_curve(metrics_csv: str | os.PathLike, label: str = "") -> Curve:
     """Reads the episode-return curve from a run's ``metrics.csv``."""
     by_chunk: dict[int, dict[int, float]] = {}
-    steps: dict[int, int] = {}
+    steps: dict[int, list[int]] = {}
     with open(metrics_csv, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             try:  # a row cut short (a killed run, a full disk) is not a point of the curve
@@ -61,14 +63,15 @@ def read_curve(metrics_csv: str | os.PathLike, label: str = "") -> Curve:
             except (TypeError, ValueError, KeyError):
                 continue
             by_chunk.setdefault(chunk, {})[seed] = value
-            steps[chunk] = step
+            steps.setdefault(chunk, []).append(step)
     chunks = sorted(by_chunk)
     seeds = sorted({s for values in by_chunk.values() for s in values})
     returns = np.full((len(seeds), len(chunks)), np.nan)
     for c, chunk in enumerate(chunks):
         for s, seed in enumerate(seeds):
             returns[s, c] = by_chunk[chunk].get(seed, np.nan)
-    return Curve(label, np.array([steps[c] for c in chunks], dtype=np.int64), returns)
+    return Curve(label, np.array([round(np.mean(steps[c])) for c in chunks], dtype=np.int64),
+                 returns)
 
 
 def _pyplot():

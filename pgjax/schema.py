@@ -26,6 +26,8 @@ IntOrWord = Union[int, str]  # an int, or the word of _INT_OR_WORD for its key
 _INT_OR_WORD = {"training.devices": ("all", ">= 1"), "training.grad_slice_samples": ("auto", ">= 0")}
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "silu")
+# An episodic algorithm's budget plus one update must fit its int32 count of env steps taken.
+MAX_EPISODIC_STEPS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,18 +146,35 @@ class Derived:
     """
 
     rollout_length: int  # T: n_steps, or max_steps_in_episode for reinforce
-    steps_per_update: int  # env steps collected per update: num_envs * rollout_length
-    batch_size: int  # transitions per update (= steps_per_update)
+    # env steps collected per update: num_envs * rollout_length (episodic: at most that)
+    steps_per_update: int
+    batch_size: int  # transitions per update (= steps_per_update; episodic: padded)
     minibatch_size: int  # transitions per gradient step: batch_size // minibatches for ppo
-    num_updates: int  # updates run: total_env_steps // steps_per_update, all of them
+    # updates run: total_env_steps // steps_per_update, all of them (episodic: at most
+    # ceil(total_env_steps / num_envs), every episode being at least one step)
+    num_updates: int
     num_chunks: int  # compiled chunks: training.num_chunks, or fewer if there are few updates
-    updates_per_chunk: int  # updates of the longest chunk: the compiled chunk's scan length
-    env_steps: int  # env steps run per seed: num_updates * steps_per_update
+    # updates of the longest chunk: the compiled chunk's scan length (episodic: at most)
+    updates_per_chunk: int
+    # env steps run per seed: num_updates * steps_per_update (episodic: the budget,
+    # total_env_steps; each seed stops at the update that reaches it)
+    env_steps: int
+    # episodic algorithms (reinforce): the env steps an update takes depend on how long its
+    # episodes are, so updates run until the budget of env steps actually taken is spent
+    episodic: bool = False
 
     @property
     def even(self) -> bool:
         """Whether every chunk runs ``updates_per_chunk`` updates (num_chunks divides them)."""
-        return self.num_updates % self.num_chunks == 0
+        return self.episodic or self.num_updates % self.num_chunks == 0
+
+    def chunk_target(self, chunk: int) -> int:
+        """Episodic algorithms: the env steps per seed that chunk ``chunk`` (0 to num_chunks)
+        runs updates until (``total_env_steps * chunk // num_chunks``); each seed stops at the
+        first update that reaches it, so it ends at most one update's steps past it."""
+        if not 0 <= chunk <= self.num_chunks:
+            raise ValueError(f"chunk={chunk}: must be in 0..{self.num_chunks}")
+        return self.env_steps * chunk // self.num_chunks
 
     def updates_after(self, chunks: int) -> int:
         """Updates done by the first ``chunks`` chunks (0 to num_chunks).
@@ -165,6 +184,9 @@ class Derived:
         """
         if not 0 <= chunks <= self.num_chunks:
             raise ValueError(f"chunks={chunks}: must be in 0..{self.num_chunks}")
+        if self.episodic:
+            raise ValueError("updates_after: an episodic algorithm's updates per chunk depend on "
+                             "its episodes' lengths (see chunk_target and state.update)")
         base, longer = divmod(self.num_updates, self.num_chunks)
         return chunks * base + min(chunks, longer)
 
@@ -323,10 +345,23 @@ def validate(config: Config, *, max_steps_in_episode: int | None = None) -> None
                      "(training.split = 'seeds')")
     algorithm.validate(config)
     rollout = _rollout_length(config, max_steps_in_episode)
-    if rollout is not None and t.total_env_steps < t.num_envs * rollout:
-        length = "max_steps_in_episode" if algorithm.episodic else "algorithm.n_steps"
+    if algorithm.episodic:
+        # Every episode takes at least one step: the budget covers one update's N episodes.
+        if t.total_env_steps < t.num_envs:
+            raise _error("training.total_env_steps", t.total_env_steps,
+                         f"must cover one update's episodes, at least training.num_envs = "
+                         f"{t.num_envs} env steps")
+        # The in-program count of env steps taken is int32 (one seed's, up to one update past
+        # the budget).
+        if rollout is not None and t.total_env_steps + t.num_envs * rollout > MAX_EPISODIC_STEPS:
+            raise _error("training.total_env_steps", t.total_env_steps,
+                         f"at most {MAX_EPISODIC_STEPS - t.num_envs * rollout:,} for "
+                         f"{config.algorithm.name} (its env-step count is int32: the budget "
+                         "plus one update of num_envs * max_steps_in_episode must be below "
+                         "2**31)")
+    elif rollout is not None and t.total_env_steps < t.num_envs * rollout:
         raise _error("training.total_env_steps", t.total_env_steps, "must cover one update, "
-                     f"training.num_envs * {length} = {t.num_envs * rollout}")
+                     f"training.num_envs * algorithm.n_steps = {t.num_envs * rollout}")
 
 
 def derive(config: Config, max_steps_in_episode: int | None = None) -> Derived:
@@ -341,6 +376,14 @@ def derive(config: Config, max_steps_in_episode: int | None = None) -> Derived:
     than the rest (:meth:`Derived.chunk_updates`); one compiled chunk serves both lengths
 (the host's compiled chunk). ``env_steps`` is the budget actually run: the
     ``total_env_steps % steps_per_update`` steps that do not fill an update are not.
+
+    Episodic algorithms count the env steps they take, not the padded rollout: an update
+    takes between ``num_envs`` and ``steps_per_update`` env steps, depending on how long its
+    episodes are, so the number of updates is known only as training goes. Each seed runs
+    updates until it has taken ``env_steps = total_env_steps`` env steps (the last update may
+    go past it, by less than one update); ``num_updates = ceil(total_env_steps / num_envs)``
+    bounds the updates, and chunk ``c`` runs each seed's updates until
+    :meth:`Derived.chunk_target` ``(c)``, at most ``updates_per_chunk`` of them.
 
     Args:
       config: a config; it is validated first.
@@ -366,10 +409,22 @@ def derive(config: Config, max_steps_in_episode: int | None = None) -> Derived:
         raise ConfigError(f"max_steps_in_episode=None: required by algorithm.name="
                           f"{config.algorithm.name!r}; pass it or set "
                           "env.params.max_steps_in_episode")
-    steps = config.training.num_envs * rollout
-    total = config.training.total_env_steps // steps
-    num_chunks = min(config.training.num_chunks, total)
-    minibatches = algos.get(config.algorithm.name).minibatches(config)
+    algorithm = algos.get(config.algorithm.name)
+    t = config.training
+    steps = t.num_envs * rollout
+    minibatches = algorithm.minibatches(config)
+    if algorithm.episodic:
+        # Updates until the budget of env steps taken is spent; an update takes between
+        # num_envs (episodes of one step) and steps (of max_steps_in_episode) env steps.
+        most = -(-t.total_env_steps // t.num_envs)
+        num_chunks = min(t.num_chunks, most)
+        per_chunk = -(-t.total_env_steps // num_chunks)
+        return Derived(rollout_length=rollout, steps_per_update=steps, batch_size=steps,
+                       minibatch_size=steps // minibatches, num_updates=most,
+                       num_chunks=num_chunks, updates_per_chunk=-(-per_chunk // t.num_envs),
+                       env_steps=t.total_env_steps, episodic=True)
+    total = t.total_env_steps // steps
+    num_chunks = min(t.num_chunks, total)
     return Derived(rollout_length=rollout, steps_per_update=steps, batch_size=steps,
                    minibatch_size=steps // minibatches, num_updates=total,
                    num_chunks=num_chunks, updates_per_chunk=-(-total // num_chunks),

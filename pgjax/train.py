@@ -48,6 +48,10 @@ from pgjax.sharding import Sharding, make_sharding
 Array = jax.Array
 Metrics = dict[str, Array]
 
+# Episodic train(): the most per-update metric rows it allocates (derived.num_updates bounds
+# the updates; beyond this, run_until in chunks, as pgjax train does).
+MAX_TRAIN_ROWS = 1 << 22
+
 
 class TrainState(NamedTuple):
     """Everything that changes during training (a pytree).
@@ -60,10 +64,13 @@ class TrainState(NamedTuple):
       obs_stats: the observation statistics the policy acts with (the one home of them, for
         every algorithm); None without normalisation.
       key: PRNG key.
-      update: updates done, int32. Env steps are derived from it
+      update: updates done, int32. An n-step algorithm's env steps are derived from it
         (``update * steps_per_update``) on the host, in Python ints, so no
         counter overflows at billions of steps.
       hparams: the run's :class:`HParams`.
+      env_steps: episodic algorithms (reinforce): the env steps taken so far, int32 (an
+        update takes as many as its episodes last, not its padded rollout); None for n-step
+        algorithms.
     """
 
     params: Any
@@ -73,6 +80,7 @@ class TrainState(NamedTuple):
     key: Array
     update: Array
     hparams: HParams
+    env_steps: Array | None = None
 
 
 class Trainer(NamedTuple):
@@ -95,6 +103,9 @@ class Trainer(NamedTuple):
     evaluate_both: Callable[..., EvalReturns]
     # The registered algorithm object that config.algorithm.name names.
     algorithm: algos.Algorithm | None = None
+    # (state, target, max_updates) -> (state, metrics [max_updates], updates run): updates
+    # until state.env_steps >= target (episodic algorithms; see make_train).
+    run_until: Callable[..., tuple[TrainState, Metrics, Array]] | None = None
 
 
 def observation_stats(state: TrainState) -> ObsStats | None:
@@ -165,7 +176,13 @@ def make_train(config: Config, *, env: Env | None = None,
         ``episode_count``: NaN mean when none ended; average over updates with
         :func:`episode_mean`, which weights by the count);
       * ``train(key, hparams=None) -> (state, metrics)``: ``init`` then a
-        ``lax.scan`` of ``derived.num_updates`` updates; metrics ``[U]``;
+        ``lax.scan`` of ``derived.num_updates`` updates; metrics ``[U]``. Episodic
+        algorithms (reinforce) count the env steps their episodes take, not the padded
+        rollout (``metrics["env_steps_taken"]`` per update, ``state.env_steps`` in all):
+        ``train`` runs updates until ``total_env_steps`` are taken (the last update may go
+        past it) and returns ``derived.num_updates`` rows, an upper bound: the rows after
+        ``state.update`` updates are NaN (``episode_count`` and ``env_steps_taken`` 0);
+        ``trainer.run_until(state, target, max_updates)`` runs such a loop in pieces;
       * ``evaluate(state, key, greedy=True) -> returns[E]``: the undiscounted
         returns of ``training.eval_episodes`` fresh episodes (greedy: the
         policy's mode; else sampled);
@@ -245,8 +262,9 @@ def make_train(config: Config, *, env: Env | None = None,
                      for g, p in params.items()}
         rollout_state = None if algorithm.episodic else rollout_fns.reset(env_key)
         obs_stats = init_obs_stats(env.spec.obs_shape) if normalize_obs else None
+        env_steps = jnp.zeros((), jnp.int32) if algorithm.episodic else None
         return TrainState(params, opt_state, rollout_state, obs_stats, key,
-                          jnp.zeros((), jnp.int32), hparams)
+                          jnp.zeros((), jnp.int32), hparams, env_steps)
 
     def values(params, traj, last_obs: Array | None) -> tuple[Array, Array]:
         # Values of obs[0..T-1] and of the obs after the last step under the current critic;
@@ -267,6 +285,9 @@ def make_train(config: Config, *, env: Env | None = None,
     def lr_scale_of(state: TrainState) -> Array:
         if not config.optimizer.anneal_lr:
             return jnp.ones((), jnp.float32)
+        if algorithm.episodic:  # the share of the budget of env steps taken still to go
+            spent = state.env_steps.astype(jnp.float32) / derived.env_steps
+            return jnp.maximum(1.0 - spent, 0.0)
         return 1.0 - state.update.astype(jnp.float32) / derived.num_updates
 
     def learn(state: TrainState, traj, mask: Array | None, key: Array | None,
@@ -322,9 +343,11 @@ def make_train(config: Config, *, env: Env | None = None,
         traj, mask, ep_stats, obs_stats = episodic_rollout(state.params, rollout_key,
                                                            state.obs_stats)
         params, opt_state, metrics = learn(state, traj, mask, None)
-        metrics["env_steps_valid"] = jnp.sum(mask, dtype=jnp.float32)
+        taken = jnp.sum(mask, dtype=jnp.int32)  # the env steps of its episodes, not the padding
+        metrics["env_steps_taken"] = taken
         new_state = state._replace(params=params, opt_state=opt_state, obs_stats=obs_stats,
-                                   key=key, update=state.update + 1)
+                                   key=key, update=state.update + 1,
+                                   env_steps=state.env_steps + taken)
         return new_state, {**metrics, **episode_metrics(ep_stats)}
 
     def nstep_update(state: TrainState) -> tuple[TrainState, Metrics]:
@@ -342,8 +365,48 @@ def make_train(config: Config, *, env: Env | None = None,
 
     update = episodic_update if algorithm.episodic else nstep_update
 
+    def run_until(state: TrainState, target: Array | int,
+                  max_updates: int) -> tuple[TrainState, Metrics, Array]:
+        """Episodic algorithms: updates until ``state.env_steps >= target`` (each seed stops at
+        the update that reaches it) or ``max_updates`` of them; a ``lax.while_loop``, so under
+        ``vmap`` the seeds that are done wait, unchanged, for the others. Returns the state,
+        metrics ``[max_updates]`` (rows past the updates run: NaN, and 0 for
+        ``episode_count`` and ``env_steps_taken``) and the number of updates run."""
+        if not algorithm.episodic:
+            raise ValueError(f"run_until: {config.algorithm.name} takes a fixed number of env "
+                             "steps per update; scan update() derived.num_updates times")
+        shapes = jax.eval_shape(update, state)[1]
+        empty = {name: jnp.full((max_updates, *x.shape),
+                                jnp.nan if jnp.issubdtype(x.dtype, jnp.floating) else 0, x.dtype)
+                 for name, x in shapes.items()}
+        empty["episode_count"] = jnp.zeros_like(empty["episode_count"])
+
+        def going(carry):
+            s, i, _ = carry
+            return (s.env_steps < target) & (i < max_updates)
+
+        def body(carry):
+            s, i, rows = carry
+            s, metrics = update(s)
+            rows = {name: rows[name].at[i].set(metrics[name]) for name in rows}
+            return s, i + 1, rows
+
+        state, ran, metrics = jax.lax.while_loop(going, body, (state, jnp.zeros((), jnp.int32),
+                                                               empty))
+        return state, metrics, ran
+
     def train(key: Array, hparams: HParams | None = None) -> tuple[TrainState, Metrics]:
         state = init(key, hparams)
+        if algorithm.episodic:
+            if derived.num_updates > MAX_TRAIN_ROWS:
+                raise ValueError(
+                    f"train: {config.algorithm.name} with training.total_env_steps = "
+                    f"{derived.env_steps:,} and num_envs = {t.num_envs} may need up to "
+                    f"{derived.num_updates:,} updates (episodes of one step), more metric "
+                    f"rows than train keeps ({MAX_TRAIN_ROWS:,}); run it in chunks with "
+                    "run_until, or with pgjax train")
+            state, metrics, _ = run_until(state, derived.env_steps, derived.num_updates)
+            return state, metrics
         return jax.lax.scan(lambda s, _: update(s), state, None, length=derived.num_updates)
 
     def evaluate(state: TrainState, key: Array, greedy: bool | Array = True) -> Array:
@@ -353,4 +416,4 @@ def make_train(config: Config, *, env: Env | None = None,
         return eval_both_fn(state.params, state.obs_stats, key)
 
     return Trainer(init, update, train, evaluate, config, derived, env, networks, default, sharding,
-                   learn, evaluate_both, algorithm)
+                   learn, evaluate_both, algorithm, run_until if algorithm.episodic else None)

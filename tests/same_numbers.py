@@ -60,8 +60,9 @@ def fingerprint(preset: str, overrides: list[str]) -> dict:
         "eval_greedy": float(np.mean(returns.greedy)),
         "eval_sampled": float(np.mean(returns.sampled)),
     }
+    ran = int(state.update)  # an episodic algorithm's rows after its last update are padding
     for name in ("loss", "entropy", "grad_norm", "episode_count"):
-        summary[f"{name}_sum"] = float(np.sum(np.asarray(metrics[name], np.float64)))
+        summary[f"{name}_sum"] = float(np.sum(np.asarray(metrics[name], np.float64)[:ran]))
     return {"hash": digest.hexdigest(), "summary": summary}
 
 

@@ -223,6 +223,7 @@ def test_make_train_takes_a_recurrent_network_and_evaluates_it():
         config = apply_overrides(config, [f"training.total_env_steps={2 * steps}"])
         trainer = make_train(config, networks=counting_networks(env.spec))
         state, metrics = jax.jit(trainer.train)(jax.random.key(0))
-        assert np.isfinite(np.asarray(metrics["loss"])).all(), name
+        ran = int(state.update)  # reinforce_baseline: the rows after the updates run are NaN
+        assert ran >= 2 and np.isfinite(np.asarray(metrics["loss"])[:ran]).all(), name
         returns = jax.jit(trainer.evaluate_both)(state, jax.random.key(1))
         assert (np.asarray(returns.greedy) > 0).all(), name

@@ -88,6 +88,19 @@ def test_bench_phases_episodic():
     assert r["num_steps"] == 8 and set(r["steps_per_s"]) == {"rollout", "learn"}
 
 
+def test_bench_counts_the_env_steps_an_episodic_algorithm_takes():
+    # Issue 14, finding 8: CartPole's first episodes last ~10-40 steps of a 500-step padded
+    # rollout; steps/s counts the steps taken (the episodes'), not the 500 per env.
+    env = make_env("CartPole-v1")
+    config = _config("algorithm.name=reinforce", "network.hidden_sizes=[8]")
+    r = bench.bench_phases(config, env, num_envs=4, num_steps=None, repeats=2,
+                           steps_per_call=2000, phases=("rollout", "learn", "train"))
+    assert r["env_steps_per_call"] == 2000  # U = 1 padded rollout of 4 x 500
+    for phase in ("rollout", "learn", "train"):
+        taken = r["steps_per_s"][phase] / r["computed_steps_per_s"][phase]
+        assert 0.005 < taken < 0.3, (phase, taken)  # a fraction of the padded steps
+
+
 def test_matmul_flops_positive():
     m = bench.matmul_flops(64, repeats=2)
     assert m["flops_per_s"] > 0 and m["best_flops_per_s"] >= m["flops_per_s"]

@@ -83,12 +83,16 @@ def test_one_seed_programs_match_the_vmapped_ones(algorithm, extra):
     trainer = _trainer(f"algorithm.name={algorithm}", *extra)
     programs = compile_programs(trainer, 1)
     state = programs.init(programs.keys)
-    got, metrics, finite = programs.chunk(state, trainer.derived.updates_per_chunk)
+    d = trainer.derived
+    # Episodic: the chunk runs updates until the chunk's target of env steps taken.
+    bound = d.chunk_target(1) if d.episodic else d.updates_per_chunk
+    got, metrics, finite = programs.chunk(state, bound)
     assert bool(np.all(finite))
 
     def chunk(s):
-        return jax.lax.scan(lambda c, _: trainer.update(c), s, None,
-                            length=trainer.derived.updates_per_chunk)
+        if d.episodic:
+            return trainer.run_until(s, bound, d.updates_per_chunk)[:2]
+        return jax.lax.scan(lambda c, _: trainer.update(c), s, None, length=d.updates_per_chunk)
 
     keys = seed_keys(trainer.config, 1)
     reference = jax.jit(jax.vmap(lambda k: trainer.init(jax.random.split(k)[0])))(keys)

@@ -297,12 +297,20 @@ def test_validate_checks_directly_built_configs():
         validate(Config(network=TrainingConfig()))  # type: ignore[arg-type]
 
 
-def test_reinforce_budget_needs_the_episode_cap():
+def test_reinforce_budget_counts_env_steps_taken():
+    # An episodic update takes num_envs to num_envs * cap env steps: the budget must cover
+    # num_envs (episodes of one step), and fit the int32 count with one update more.
     config = Config(algorithm=AlgorithmConfig(name="reinforce"),
                     training=TrainingConfig(num_envs=64, total_env_steps=10_000))
-    validate(config)  # the cap is unknown, so one episode per env may still fit
-    with pytest.raises(ConfigError, match=r"training.total_env_steps=10000: .* = 32000"):
-        validate(config, max_steps_in_episode=500)
+    validate(config)
+    validate(config, max_steps_in_episode=500)  # below 64 * 500: still whole updates
+    with pytest.raises(ConfigError, match=r"training.total_env_steps=63: .* training.num_envs = 64"):
+        validate(apply_overrides(config, ["training.total_env_steps=63"]))
+    big = apply_overrides(config, [f"training.total_env_steps={2**31 - 64 * 500}"])
+    with pytest.raises(ConfigError, match=r"at most 2,147,451,647 for reinforce"):
+        validate(big, max_steps_in_episode=500)
+    validate(apply_overrides(config, [f"training.total_env_steps={2**31 - 1 - 64 * 500}"]),
+             max_steps_in_episode=500)
     with pytest.raises(ConfigError, match="max_steps_in_episode=0"):
         validate(config, max_steps_in_episode=0)
     with pytest.raises(ConfigError, match="env.params.max_steps_in_episode='x'"):
@@ -395,7 +403,13 @@ def test_derive_reinforce_uses_the_episode_cap():
         derive(config)
     d = derive(config, max_steps_in_episode=500)
     assert (d.rollout_length, d.steps_per_update, d.minibatch_size) == (500, 5000, 5000)
-    assert (d.num_updates, d.num_chunks, d.updates_per_chunk) == (20, 20, 1)
+    # Updates until 100k env steps are taken: at most 100k / 10 (episodes of one step);
+    # chunk c ends at 5,000 * c env steps, after at most 5,000 / 10 updates.
+    assert (d.num_updates, d.num_chunks, d.updates_per_chunk) == (10_000, 20, 500)
+    assert (d.episodic, d.env_steps, d.even) == (True, 100_000, True)
+    assert [d.chunk_target(c) for c in (0, 1, 20)] == [0, 5_000, 100_000]
+    with pytest.raises(ValueError, match="episodic"):
+        d.updates_after(1)
     from_params = apply_overrides(config, ["env.params.max_steps_in_episode=200"])
     assert derive(from_params).steps_per_update == 2000
     assert derive(from_params, max_steps_in_episode=100).steps_per_update == 1000

@@ -14,6 +14,7 @@ to it.
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -206,6 +207,65 @@ def test_uneven_interrupt_and_resume_is_bit_identical(uneven, cache, work):
     summary = json.loads((directory / "summary.json").read_text())
     ref_summary = json.loads((ref_dir / "summary.json").read_text())
     assert summary["eval_returns"] == ref_summary["eval_returns"]
+
+
+# REINFORCE: one episode per env per update, padded to 50 steps (200 per update at most).
+EPISODIC = [*TINY[:4], "--set", "algorithm.name=reinforce",
+            "--set", "env.params.max_steps_in_episode=50", "--set", "training.total_env_steps=1200",
+            "--set", "training.num_chunks=4", "--seeds", "2"]
+
+
+@pytest.fixture(scope="module")
+def episodic(cache, work):
+    out = pgjax_run(cache, work, "train", *EPISODIC, "--out", "episodic")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work / "episodic", out
+
+
+def test_episodic_run_counts_the_env_steps_taken(episodic):
+    """Issue 14, finding 8: the budget, progress, metrics.csv and summary.json count the env
+    steps REINFORCE's episodes take, not its padded rollouts; the run ends at the update that
+    spends the budget."""
+    directory, out = episodic
+    table = rows(directory / "metrics.csv")
+    summary = json.loads((directory / "summary.json").read_text())
+    for seed in (0, 1):
+        mine = [r for r in table if r["seed"] == str(seed)]
+        assert [int(r["chunk"]) for r in mine] == [1, 2, 3, 4]
+        steps = [int(r["env_steps"]) for r in mine]
+        # Each chunk ends at the first update past its target (300 per chunk), < 200 after it.
+        for c, s in enumerate(steps, start=1):
+            assert 300 * c <= s < 300 * c + 200, steps
+        # The count is the episodes' steps: every episode's length, summed over the chunks.
+        lengths = sum(float(r["episode_length"]) * int(r["episode_count"]) for r in mine)
+        assert lengths == pytest.approx(steps[-1])
+        assert summary["env_steps_by_seed"][seed] == steps[-1]
+        # Four episodes per update: the update column counts them.
+        assert sum(int(r["episode_count"]) for r in mine) == 4 * int(mine[-1]["update"])
+    assert summary["total_env_steps_per_seed"] == 1200
+    assert summary["env_steps_per_seed"] == min(summary["env_steps_by_seed"])
+    assert f"{summary['env_steps_per_seed']:,}/1,200 env steps" in out.stdout
+    # env steps/s over the steps taken, not the padded 200 per update
+    assert summary["steps_per_s"] * summary["wall_s"] <= 2 * (1200 + 200) * 1.01
+
+
+def test_episodic_interrupt_and_resume_is_bit_identical(episodic, cache, work):
+    ref_dir, _ = episodic
+    out = pgjax_run(cache, work, "train", *EPISODIC, "--out", "episodic-cut",
+                    env=_env(PGJAX_STOP_AFTER_CHUNKS="2"))
+    assert out.returncode == 130, out.stdout[-3000:] + out.stderr[-3000:]
+    directory = work / "episodic-cut"
+    out = pgjax_run(cache, work, "train", "--resume", "episodic-cut")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    resumed = re.search(r"resuming after chunk 2/4 \(([\d,]+)", out.stdout)
+    assert resumed and 600 <= int(resumed[1].replace(",", "")) < 800, out.stdout[-2000:]
+    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
+        rows(ref_dir / "metrics.csv"))
+    assert_same_final_state(directory, ref_dir)
+    summary = json.loads((directory / "summary.json").read_text())
+    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["eval_returns"] == ref_summary["eval_returns"]
+    assert summary["env_steps_by_seed"] == ref_summary["env_steps_by_seed"]
 
 
 def test_sigint_finishes_the_chunk_and_leaves_a_checkpoint(reference, cache, work):

@@ -48,6 +48,7 @@ def test_four_devices_match_one(four_device_results, algorithm):
     # Same parameters within float32 reduction-order tolerance (sums split over devices).
     assert r["params_rel_diff"] < 2e-3, r
     assert r["loss_rel_diff"] < 1e-3, r
+    assert r["updates"][0] == r["updates"][1] > 1, r
     assert r["return_4"] == pytest.approx(r["return_1"], rel=1e-4)
     assert r["param_sharding_replicated"]
     assert r["state_shardings_stable"]

@@ -38,6 +38,10 @@ def _train(trainer, seed=0):
     return jax.jit(trainer.train)(jax.random.key(seed))
 
 
+def _train_key(trainer, key):
+    return jax.jit(trainer.train)(key)
+
+
 # -------------------------------------------------------------- probe envs
 @pytest.mark.parametrize("algo", ["a2c", "ppo"])
 def test_probe_constant_reward_value(algo):
@@ -123,18 +127,76 @@ def test_cartpole_a2c_learns():
 
 def test_reinforce_improves_over_random():
     trainer = make_train(_config(
-        "algorithm.name=reinforce", "training.num_envs=8", "training.total_env_steps=400000",
+        "algorithm.name=reinforce", "training.num_envs=8", "training.total_env_steps=40000",
         "optimizer.actor_lr=1e-2", "algorithm.entropy_coef=0.0",
     ))
     state0 = trainer.init(jax.random.key(0))
     random_return = float(jax.jit(trainer.evaluate)(state0, jax.random.key(1), greedy=False).mean())
     state, metrics = _train(trainer)
+    metrics = {k: v[:int(state.update)] for k, v in metrics.items()}  # the updates run
     trained = float(jax.jit(trainer.evaluate)(state, jax.random.key(1), greedy=False).mean())
     assert random_return < 40
     assert trained > 3 * random_return, (random_return, trained)
     window = lambda s: jax.tree.map(lambda x: x[s], metrics)  # noqa: E731
     assert float(pgjax.episode_mean(window(slice(-10, None)))) > 2 * float(
         pgjax.episode_mean(window(slice(0, 3))))
+
+
+def test_reinforce_budget_counts_the_env_steps_its_episodes_take():
+    """Issue 14, finding 8: the budget is env steps taken, not the padded rollout (each update
+    rolls 4 envs for up to 200 steps: 800 counted before, although its episodes take fewer)."""
+    trainer = make_train(_config(
+        "algorithm.name=reinforce", "training.num_envs=4", "env.params.max_steps_in_episode=200",
+        "training.total_env_steps=3000", "training.eval_episodes=2"))
+    state, metrics = _train(trainer)
+    m = jax.tree.map(np.asarray, metrics)
+    n, taken = int(state.update), m["env_steps_taken"]
+    assert m["loss"].shape == (trainer.derived.num_updates,) == (750,)  # at most 3000 / 4
+    # Each update's count is its four episodes' lengths, as the episode statistics give them.
+    assert (m["episode_count"][:n] == 4).all()
+    np.testing.assert_allclose(taken[:n], m["episode_length"][:n] * 4, rtol=1e-6)
+    # Stopped at the first update that reached the budget; the rows after it are padding.
+    assert int(state.env_steps) == taken.sum() >= 3000 > taken[:n - 1].sum()
+    assert n > 3000 // 800 + 1
+    assert np.isnan(m["loss"][n:]).all() and (taken[n:] == 0).all()
+    assert (m["episode_count"][n:] == 0).all()
+    assert np.isfinite(float(pgjax.episode_mean(metrics)))
+
+    # The reference: update() in a Python loop until 3000 env steps are taken.
+    reference, steps, updates = trainer.init(jax.random.key(0)), 0, 0
+    update = jax.jit(trainer.update)
+    while steps < 3000:
+        reference, row = update(reference)
+        steps, updates = steps + int(row["env_steps_taken"]), updates + 1
+    assert (updates, steps) == (n, int(state.env_steps))
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(reference.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    # Vmapped over seeds, each seed stops at its own update, as it does alone.
+    keys = jax.random.split(jax.random.key(1), 2)
+    states, _ = jax.jit(jax.vmap(trainer.train))(keys)
+    for i in range(2):
+        alone, _ = _train_key(trainer, keys[i])
+        assert int(states.update[i]) == int(alone.update)
+        assert int(states.env_steps[i]) == int(alone.env_steps)
+
+
+def test_episodic_anneal_lr_follows_the_env_steps_taken():
+    # An episodic run's number of updates is not known ahead: its learning rate anneals with
+    # the share of the env-step budget taken. From the same state at half the budget, the
+    # first Adam step (lr * g / |g|) is half the unannealed one.
+    def first_step(anneal):
+        trainer = make_train(_config(
+            "algorithm.name=reinforce", "training.num_envs=4", "training.total_env_steps=1000",
+            "env.params.max_steps_in_episode=50", f"optimizer.anneal_lr={anneal}"))
+        state = trainer.init(jax.random.key(0))._replace(env_steps=jnp.int32(500))
+        new, _ = jax.jit(trainer.update)(state)
+        return np.concatenate([np.ravel(b - a) for a, b in zip(
+            jax.tree.leaves(state.params), jax.tree.leaves(new.params))])
+
+    on, off = first_step("true"), first_step("false")
+    moved = np.abs(off) > 1e-6
+    np.testing.assert_allclose(np.median(on[moved] / off[moved]), 0.5, rtol=1e-2)
 
 
 def test_pendulum_stays_finite():
@@ -159,6 +221,7 @@ def test_discrete_obs_env_trains_one_hot_without_normalisation(algo):
     state, metrics = _train(trainer)
     assert state.obs_stats is None
     assert trainer.networks.init(jax.random.key(0))["actor"]["hidden_0"]["kernel"].shape[0] == 16
+    metrics = {k: v[:int(state.update)] for k, v in metrics.items()}  # reinforce: NaN after
     for name, leaf in jax.tree_util.tree_leaves_with_path((state.params, metrics)):
         assert np.all(np.isfinite(np.asarray(leaf))), name
     returns = jax.jit(trainer.evaluate)(state, jax.random.key(1))

@@ -6,7 +6,8 @@ trainer (:func:`pgjax.train.make_train`) does the rest (rollouts, optimiser, sha
 gradient slicing, evaluation):
 
 =====================  =========================================================
-``episodic``           whole episodes per update (True) or n-step auto-reset rollouts
+``episodic``           whole episodes per update (True: env steps counted as taken, the
+                       budget spent by a while-loop of updates) or n-step auto-reset rollouts
 ``critic``             whether it trains a value network
 ``validate(config)``   its own config checks: raise :class:`ConfigError` (one line)
 ``minibatches(c)``     gradient steps per epoch (1: the whole batch), ``epochs(c)``

@@ -148,7 +148,8 @@ def _check_memory(config: Config, env, num_envs: list[int], steps: int | None) -
     limit = available_memory()
     for n in num_envs:
         try:
-            parts = estimate_memory(bench_config(config, n, steps), env=env).parts
+            parts = estimate_memory(bench_config(config, n, steps, env.spec.max_steps_in_episode),
+                                    env=env).parts
             need = sum(v for k, v in parts.items() if k != "metrics")  # one chunk per call
         except ConfigError as error:
             raise ConfigError(f"--num-envs {n}: {error}") from None

@@ -21,6 +21,7 @@ from pgjax.bench.algorithms import is_episodic
 from pgjax.bench.flops import make_matmul
 from pgjax.bench.machine import load_average
 from pgjax.config import Config, apply_overrides, derive
+from pgjax.schema import MAX_EPISODIC_STEPS
 
 PHASES = ("env", "rollout", "learn", "train")
 PHASE_TITLES = {"env": "(a) env only", "rollout": "(b) rollout", "learn": "(c) learn only",
@@ -85,11 +86,15 @@ def make_learn(trainer) -> Callable:
     return learn
 
 
-def bench_config(config: Config, num_envs: int, num_steps: int | None) -> Config:
+def bench_config(config: Config, num_envs: int, num_steps: int | None,
+                 max_steps_in_episode: int = 1000) -> Config:
     """``config`` with N envs and T steps (a2c/ppo), and a budget so large that annealed
-    learning rates stay at their start for the whole benchmark."""
+    learning rates stay at their start for the whole benchmark (episodic algorithms: the
+    most their int32 count of env steps taken allows, given the env's episode cap)."""
     steps = num_steps or config.algorithm.n_steps
     budget = max(10**12, num_envs * steps * 10**3)  # whatever N: a budget it cannot exhaust
+    if is_episodic(config):
+        budget = max(MAX_EPISODIC_STEPS - num_envs * max_steps_in_episode, num_envs)
     overrides = [f"training.num_envs={num_envs}", f"training.total_env_steps={budget}",
                  "training.num_chunks=1"]
     if num_steps is not None and not is_episodic(config):
@@ -124,7 +129,7 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
     from pgjax.host.programs import compiler_options  # noqa: PLC0415
     from pgjax.train import make_train, observation_stats  # noqa: PLC0415
 
-    probe = bench_config(config, num_envs, num_steps)
+    probe = bench_config(config, num_envs, num_steps, env.spec.max_steps_in_episode)
     T = derive(probe, env.spec.max_steps_in_episode).rollout_length
     U = calls_of(num_envs, T, steps_per_call)
     trainer = make_train(probe, env=env)
@@ -189,6 +194,8 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
             out = rollout_run(state.params, carry["rollout"], key)
             jax.block_until_ready(out)
             carry["rollout"] = out[0]
+            # Episodic: the env steps of the episodes, not the padded rollout.
+            return int(out[1][1].sum()) if episodic else None
 
         if "rollout" in phases:
             programs["rollout"] = call_rollout
@@ -206,9 +213,12 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
         carry["learn"] = state
         learn_run = compile_phase("learn", learns, state, stored, stored_mask, next(keys))
 
+        learned = None if stored_mask is None else U * int(stored_mask.sum())
+
         def call_learn(key):
             carry["learn"] = learn_run(carry["learn"], stored, stored_mask, key)
             jax.block_until_ready(carry["learn"])
+            return learned  # episodic: the stored batch's env steps, U times
 
         programs["learn"] = call_learn
 
@@ -223,6 +233,7 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
             del key
             carry["train"], metrics = train_run(carry["train"])
             jax.block_until_ready((carry["train"], metrics))
+            return int(metrics["env_steps_taken"].sum()) if episodic else None
 
         programs["train"] = call_train
 
@@ -234,22 +245,33 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
     for name in names:  # warm-up call, untimed
         programs[name](next(keys))
     times: dict[str, list[float]] = {name: [] for name in names}
+    taken: dict[str, list[int]] = {name: [] for name in names}  # env steps of each call
     loads = [load_average()]
     for _ in range(repeats):
         for name in names:
             key = next(keys)
             start = time.perf_counter()
-            programs[name](key)
+            steps = programs[name](key)
             times[name].append(time.perf_counter() - start)
+            taken[name].append(steps_per_call if steps is None else steps)
     loads.append(load_average())
     phase_names = [n for n in names if n != "matmul"]
+    # Env steps actually taken per second: an episodic algorithm's calls take as many as their
+    # episodes last (its padded rollout steps no env after an episode ends).
+    rates = {n: [k / t for k, t in zip(taken[n], times[n])] for n in phase_names}
     result = {
         "num_envs": num_envs,
         "num_steps": T,
         "calls_per_timing": U,
-        "env_steps_per_call": steps_per_call,
-        "steps_per_s": {n: steps_per_call / statistics.median(times[n]) for n in phase_names},
-        "best_steps_per_s": {n: steps_per_call / min(times[n]) for n in phase_names},
+        "env_steps_per_call": steps_per_call,  # at most, for episodic algorithms
+        "steps_per_s": {n: (statistics.median(rates[n]) if episodic else
+                            steps_per_call / statistics.median(times[n])) for n in phase_names},
+        "best_steps_per_s": {n: max(rates[n]) for n in phase_names},
+        # The work per second: rollout steps computed (episodic: padded too) per second, for
+        # the FLOP utilisation; ms per update from the calls' median time.
+        "computed_steps_per_s": {n: steps_per_call / statistics.median(times[n])
+                                 for n in phase_names},
+        "ms_per_update": {n: 1e3 * statistics.median(times[n]) / U for n in phase_names},
         "times_s": times,
         "compile_s": compile_s,
         "load_average": loads,

@@ -28,9 +28,13 @@ def results_table(results: list[dict], flops: ModelFlops) -> str:
         cells = [str(r["num_envs"]), str(r["num_steps"]), str(r["calls_per_timing"])]
         cells += [format_rate(sps[p]) for p in names]
         if "train" in names:
-            per_update = r["env_steps_per_call"] / r["calls_per_timing"]
-            model = flops.total * sps["train"]
-            cells += [f"{1e3 * per_update / sps['train']:.1f}", f"{model / 1e9:.1f}"]
+            # The model's FLOPs per rollout step computed (an episodic algorithm's padded
+            # steps are computed too, though they are no env steps).
+            model = flops.total * r.get("computed_steps_per_s", sps)["train"]
+            ms = r.get("ms_per_update", {}).get("train")
+            if ms is None:  # results saved before ms_per_update
+                ms = 1e3 * r["env_steps_per_call"] / r["calls_per_timing"] / sps["train"]
+            cells += [f"{ms:.1f}", f"{model / 1e9:.1f}"]
         if matmul:
             cells.append(f"{r['matmul']['flops_per_s'] / 1e9:.0f}")
             if "train" in names:

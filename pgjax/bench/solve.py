@@ -31,15 +31,15 @@ def time_to_solve(config: Config, seed: int, seeds: int | None, *, threshold: fl
 
     Returns:
       A dict of seconds (``compile_s``, ``train_s``, ``eval_s``, per seed ``solve_train_s``),
-      env steps (``solve_env_steps``; ``solve_valid_env_steps`` without REINFORCE's padding)
-      and ``solved`` per seed, with the load average at the end.
+      env steps taken (``solve_env_steps``: REINFORCE's are its episodes' steps, not the
+      padded rollout) and ``solved`` per seed, with the load average at the end.
 
     The programs are those ``pgjax train`` compiles (:func:`pgjax.host.programs.compile_programs`:
     init, the chunk and evaluate, vmapped over the seeds, with pgjax's compiler options).
     """
     import jax  # noqa: PLC0415
 
-    from pgjax.host.programs import compile_programs  # noqa: PLC0415
+    from pgjax.host.programs import compile_programs, env_steps_done  # noqa: PLC0415
     from pgjax.train import make_train  # noqa: PLC0415
 
     jax.clear_caches()
@@ -56,19 +56,17 @@ def time_to_solve(config: Config, seed: int, seeds: int | None, *, threshold: fl
     solved_at = np.full(n, -1)
     solve_train_s = np.full(n, np.nan)
     solve_eval_s = np.full(n, np.nan)
-    solve_valid = np.full(n, np.nan)
-    valid = np.zeros(n)
+    solve_steps = np.full(n, -1, np.int64)
+    steps_done = env_steps_done(derived, state, 0)
     train_s = eval_s = 0.0
     chunk_times = []
     for c in range(derived.num_chunks):
         t = time.perf_counter()
-        updates = derived.chunk_updates(c + 1)
-        state, metrics, _ = programs.chunk(state, updates)
+        # Each chunk as pgjax train runs it (episodic: until its target of env steps taken).
+        bound = derived.chunk_target(c + 1) if derived.episodic else derived.chunk_updates(c + 1)
+        state, metrics, _ = programs.chunk(state, bound)
         jax.block_until_ready(state)
-        # Env steps actually stepped: REINFORCE's padded rollout counts only its valid steps.
-        steps = metrics.get("env_steps_valid")
-        valid += (np.asarray(steps)[..., :updates].sum(axis=-1) if steps is not None
-                  else updates * derived.steps_per_update)
+        steps_done = env_steps_done(derived, state, c + 1)  # env steps actually taken
         chunk_times.append(time.perf_counter() - t)
         train_s += chunk_times[-1]
         t = time.perf_counter()
@@ -78,11 +76,9 @@ def time_to_solve(config: Config, seed: int, seeds: int | None, *, threshold: fl
         new = (returns >= threshold) & (solved_at < 0)
         solved_at[new] = c
         solve_train_s[new], solve_eval_s[new] = train_s, eval_s
-        solve_valid[new] = valid[new]
+        solve_steps[new] = steps_done[new]
         if (solved_at >= 0).all():
             break
-    steps_after = [derived.updates_after(c) * derived.steps_per_update
-                   for c in range(derived.num_chunks + 1)]
     return {
         "seed": seed,
         "seeds": n,
@@ -91,14 +87,15 @@ def time_to_solve(config: Config, seed: int, seeds: int | None, *, threshold: fl
         "eval_s": eval_s,
         "chunks_run": len(chunk_times),
         "chunk_s_median": statistics.median(chunk_times),
-        "steps_per_chunk": steps_after[1],  # the first chunk's; later ones may be shorter
-        "env_steps_run": steps_after[len(chunk_times)],
+        # env steps per seed a chunk runs (the evaluation's resolution; episodic: at least)
+        "steps_per_chunk": (derived.chunk_target(1) if derived.episodic
+                            else derived.updates_after(1) * derived.steps_per_update),
+        "env_steps_run": int(steps_done.max()),
         "num_chunks": derived.num_chunks,
         "solved": (solved_at >= 0).tolist(),
-        "solve_env_steps": [steps_after[c + 1] if c >= 0 else None for c in solved_at],
-        # env steps actually stepped (REINFORCE: excluding the padding after episodes end)
-        "solve_valid_env_steps": [None if np.isnan(x) else int(x) for x in solve_valid],
-        "valid_env_steps_per_s": float(valid.sum() / train_s),
+        # env steps taken (REINFORCE: its episodes' steps, not the padded rollout)
+        "solve_env_steps": [int(x) if x >= 0 else None for x in solve_steps],
+        "env_steps_per_s": float(steps_done.sum() / train_s),
         "solve_train_s": [None if np.isnan(x) else float(x) for x in solve_train_s],
         "solve_eval_s": [None if np.isnan(x) else float(x) for x in solve_eval_s],
         "load_average": load_average(),

@@ -161,6 +161,9 @@ class SaveCheckpoints(Callback):
     def on_chunk(self, ctx: RunContext, info: ChunkInfo) -> None:
         if info.problem is not None:  # a non-finite state is never saved
             return
-        ctx.checkpoints.save(info.chunk, info.state, {
-            "chunk": info.chunk, "updates": info.update, "elapsed_s": info.wall_s,
-            "config": config_to_dict(ctx.config)}, info.mean_return)
+        progress = {"chunk": info.chunk, "updates": info.update, "elapsed_s": info.wall_s,
+                    "config": config_to_dict(ctx.config)}
+        if ctx.derived.episodic:  # each seed's counts (they depend on its episodes)
+            progress["env_steps_by_seed"] = [int(r["env_steps"]) for r in info.rows]
+            progress["updates_by_seed"] = [int(r["update"]) for r in info.rows]
+        ctx.checkpoints.save(info.chunk, info.state, progress, info.mean_return)

@@ -110,12 +110,22 @@ def check_eval_memory(config: Config, trainer, flag: str) -> None:
 
 
 def first_non_finite(metrics: dict[str, np.ndarray], finite_params: np.ndarray,
-                     first_update: int) -> str | None:
-    """Names the earliest non-finite metric (update, seed), or non-finite params; else None."""
+                     first_update: int | np.ndarray,
+                     ran: np.ndarray | None = None) -> str | None:
+    """Names the earliest non-finite metric (update, seed), or non-finite params; else None.
+
+    ``first_update``: updates done before the chunk (one per seed, or the same for all);
+    ``ran``: the updates each seed ran in the chunk (episodic algorithms), whose rows after
+    them are padding and never checked; None: all of them.
+    """
     found = None
     ended = metrics.get("episode_count")
+    seeds, length = next(iter(metrics.values())).shape[:2]
+    first = np.broadcast_to(np.asarray(first_update), (seeds,))
+    ran = np.full(seeds, length) if ran is None else np.asarray(ran)
+    valid = np.arange(length)[None, :] < ran[:, None]
     for name, values in metrics.items():
-        bad = ~np.isfinite(values)
+        bad = ~np.isfinite(values) & valid
         if name in ("episode_return", "episode_length") and ended is not None:
             bad &= ended > 0  # NaN by definition where no episode ended
         if bad.any():
@@ -124,16 +134,12 @@ def first_non_finite(metrics: dict[str, np.ndarray], finite_params: np.ndarray,
                 found = (u, name, int(np.argmax(bad[:, u])))
     if found is not None:
         u, name, seed = found
-        return f"non-finite {name} in update {first_update + u + 1} (seed {seed})"
+        return f"non-finite {name} in update {int(first[seed]) + u + 1} (seed {seed})"
     if not finite_params.all():
         seed = int(np.argmin(finite_params))
-        return (f"non-finite parameters after update {first_update + metrics_len(metrics)} "
+        return (f"non-finite parameters after update {int(first[seed] + ran[seed])} "
                 f"(seed {seed})")
     return None
-
-
-def metrics_len(metrics: dict[str, np.ndarray]) -> int:
-    return next(iter(metrics.values())).shape[1]
 
 
 def check_resume(directory: Path, config: Config, derived, latest: int | None,
@@ -146,7 +152,7 @@ def check_resume(directory: Path, config: Config, derived, latest: int | None,
     if diff:
         raise RunError(f"--resume {directory}: config.yaml differs from the config of "
                        f"checkpoint chunk_{latest} in {diff}; restore the run's config.yaml")
-    if latest is None:
+    if latest is None or derived.episodic:  # episodic: each seed's count is in its state
         return
     expected = derived.updates_after(int(progress["chunk"]))
     if progress.get("updates", expected if derived.even else None) != expected:
@@ -179,7 +185,10 @@ def check_run_config(directory: Path, config: Config, chunk: int, progress: dict
 
 
 def chunk_lengths(derived) -> str:
-    """The chunks' updates, for people: ``"195"``, or ``"195-196"`` when they differ."""
+    """The chunks' updates, for people: ``"195"``, or ``"195-196"`` when they differ
+    (episodic algorithms: ``"up to 125"``, their updates depending on the episodes)."""
+    if derived.episodic:
+        return f"up to {derived.updates_per_chunk}"
     shortest = derived.chunk_updates(derived.num_chunks)
     longest = derived.updates_per_chunk
     return f"{longest}" if shortest == longest else f"{shortest}-{longest}"

@@ -20,7 +20,9 @@ from pgjax.host.config_io import (config_diff, read_config, read_scaled_config,
                                   resolve_config_path, run_config, scaling_lines, with_devices)
 from pgjax.host.distributed import say
 from pgjax.host.loop import train_run
-from pgjax.host.programs import abstract_state, compile_programs, per_seed_returns
+from pgjax.host.display import steps_text
+from pgjax.host.programs import (abstract_state, compile_programs, env_steps_done,
+                                   per_seed_returns)
 from pgjax.host.errors import RunError, StorageError
 
 
@@ -175,7 +177,7 @@ def evaluate(args: argparse.Namespace) -> int:
     greedy, sampled = per_seed_returns(programs.evaluate(state, programs.keys))
     d = trainer.derived
     say(f"{directory}: {args.checkpoint} checkpoint, chunk {step}/{d.num_chunks} "
-        f"({d.updates_after(step) * d.steps_per_update:,} env steps per seed)")
+        f"({steps_text(env_steps_done(d, state, step))} per seed)")
     shown = {"greedy": greedy, "sampled": sampled}
     names = ["sampled"] if args.sample else ["greedy"] if args.greedy else list(shown)
     for name in names:

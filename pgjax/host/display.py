@@ -93,7 +93,8 @@ class ProgressDisplay(Callback):
     def on_start(self, ctx: RunContext) -> None:
         d = ctx.derived
         self.display = Display(ctx.label, d.env_steps, d.num_chunks,
-                               d.updates_after(ctx.start_chunk) * d.steps_per_update,
+                               (d.chunk_target(ctx.start_chunk) if d.episodic
+                                else d.updates_after(ctx.start_chunk) * d.steps_per_update),
                                ctx.start_elapsed_s)
         ctx.printer = self.display.print
 
@@ -113,3 +114,11 @@ class ProgressDisplay(Callback):
         if self.display is not None:
             self.display.close()
             ctx.printer = say
+
+
+def steps_text(steps) -> str:
+    """Env steps per seed (``[S]``) for people: one number, or the range when seeds differ
+    (an episodic algorithm's seeds each stop at the update that reaches the target)."""
+    low, high = int(min(steps)), int(max(steps))
+    return f"{low:,} env steps" if low == high else f"{low:,}-{high:,} env steps"
+

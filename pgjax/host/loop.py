@@ -39,10 +39,10 @@ from pgjax.host import distributed
 from pgjax.host.callbacks import Callback, ChunkInfo, MetricsCSV, RunContext, RunEnd
 from pgjax.host.callbacks import SaveCheckpoints
 from pgjax.host.checks import chunk_lengths, first_non_finite
-from pgjax.host.display import ProgressDisplay
+from pgjax.host.display import ProgressDisplay, steps_text
 from pgjax.host.distributed import say
 from pgjax.host.errors import Interrupted, RunError, StorageError, exit_code_of
-from pgjax.host.programs import compile_programs, per_seed_returns
+from pgjax.host.programs import compile_programs, per_seed_returns, progress_by_seed
 from pgjax.host.rundir import Checkpoints, chunk_rows
 from pgjax.host.summary import Summary
 
@@ -125,15 +125,17 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     checkpoints = Checkpoints(directory / "checkpoints", warn=say)  # every process restores
     if memory_note:
         say(memory_note)
-    if config.training.total_env_steps != derived.env_steps:
+    if not derived.episodic and config.training.total_env_steps != derived.env_steps:
         say(f"training.total_env_steps {config.training.total_env_steps:,} is not a multiple of "
             f"{derived.steps_per_update:,} env steps per update: running "
             f"{derived.num_updates:,} updates = {derived.env_steps:,} env steps")
     phase = "compilation"
     try:
+        each = (f"whole episodes, up to {derived.steps_per_update:,} env steps each; chunks "
+                f"end at every {derived.chunk_target(1):,} env steps taken" if derived.episodic
+                else f"{derived.steps_per_update:,} env steps each")
         say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
-            f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates "
-            f"({derived.steps_per_update:,} env steps each)")
+            f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates ({each})")
         programs = compile_programs(trainer, seeds)
         say(f"compiled in {programs.compile_s:.1f} s")
         phase = "restoring the checkpoint"
@@ -152,8 +154,11 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
             if dropped:
                 say(f"removed damaged checkpoint(s) {', '.join(f'chunk_{c}' for c in dropped)}; "
                     f"chunks {done + 1}.. run again")
-            say(f"resuming after chunk {done}/{derived.num_chunks} "
-                f"({derived.updates_after(done) * derived.steps_per_update:,} env steps)")
+        # Per seed, on the host: an episodic algorithm's counts come with its checkpoints.
+        steps_done, updates_done = progress_by_seed(derived, seeds, done,
+                                                    progress if restored else None)
+        if restored is not None:
+            say(f"resuming after chunk {done}/{derived.num_chunks} ({steps_text(steps_done)})")
     except KeyboardInterrupt as stop:  # Interrupted too (SIGTERM)
         return _stopped_early(stop, phase, checkpoints, hint)
     ctx = RunContext(directory, trainer, label, programs, checkpoints, start_chunk=done,
@@ -166,25 +171,42 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
         with StopRequest(ctx.say) as stop:
             for chunk in range(done + 1, derived.num_chunks + 1):
                 start = time.perf_counter()
-                updates = derived.chunk_updates(chunk)
-                new_state, metrics, finite = programs.chunk(state, updates)
-                metrics, finite = jax.device_get((metrics, finite))
+                seed_updates = None  # updates each seed ran: all `updates` unless episodic
+                if derived.episodic:  # until each seed has taken the chunk's env steps
+                    new_state, metrics, finite = programs.chunk(state,
+                                                                derived.chunk_target(chunk))
+                    metrics, finite = jax.device_get((metrics, finite))
+                    # Every update takes env steps; the rows after a seed's last are padding.
+                    taken = np.asarray(metrics["env_steps_taken"], np.int64)
+                    seed_updates = (taken > 0).sum(axis=1)
+                    updates = int(seed_updates.max())
+                    first_update, update = updates_done, updates_done + seed_updates
+                    steps_before, steps_after = steps_done, steps_done + taken.sum(axis=1)
+                else:
+                    updates = derived.chunk_updates(chunk)
+                    new_state, metrics, finite = programs.chunk(state, updates)
+                    metrics, finite = jax.device_get((metrics, finite))
+                    first_update = derived.updates_after(chunk - 1)
+                    update = first_update + updates
+                    steps_before = np.full(seeds, first_update * derived.steps_per_update)
+                    steps_after = np.full(seeds, update * derived.steps_per_update)
                 metrics = {name: values[:, :updates] for name, values in metrics.items()}
-                first_update = derived.updates_after(chunk - 1)
-                update = first_update + updates
                 wall = elapsed + session_s + (time.perf_counter() - start)
-                rows = chunk_rows(metrics, chunk=chunk, update=update,
-                                  env_steps=update * derived.steps_per_update, wall_s=wall)
-                problem = first_non_finite(metrics, np.asarray(finite), first_update)
+                rows = chunk_rows(metrics, chunk=chunk, update=update, env_steps=steps_after,
+                                  wall_s=wall, ran=seed_updates)
+                problem = first_non_finite(metrics, np.asarray(finite), first_update,
+                                           seed_updates)
                 returns = np.array([r["episode_return"] for r in rows])
                 mean_return = float(np.nanmean(returns)) if np.isfinite(returns).any() else math.nan
-                steps = session_steps + updates * derived.steps_per_update * seeds
+                steps = session_steps + int((steps_after - steps_before).sum())
                 rate = steps / max(session_s + (time.perf_counter() - start), 1e-9)
-                eta = ((derived.num_updates - update) * derived.steps_per_update * seeds
-                       / max(rate, 1e-9))
+                left = np.maximum(derived.env_steps - steps_after, 0).sum()
+                eta = float(left) / max(rate, 1e-9)
                 if problem is None:
                     state = new_state
-                info = ChunkInfo(chunk, updates, update, update * derived.steps_per_update,
+                # Every seed has taken at least this many env steps (episodic: the seeds'
+                # counts differ by less than an update; metrics.csv has each).
+                info = ChunkInfo(chunk, updates, int(np.max(update)), int(steps_after.min()),
                                  metrics, rows, mean_return, wall, rate, eta,
                                  state=None if problem else state, problem=problem)
                 for callback in callbacks:  # metrics.csv first: a diverged chunk's rows too
@@ -196,7 +218,7 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
                                + (f"(chunk {kept})" if kept else "(none: the first chunk failed)"))
                     break
                 session_s += time.perf_counter() - start
-                session_steps = steps
+                session_steps, steps_done, updates_done = steps, steps_after, update
                 done, ran = chunk, ran + 1
                 if chunk < derived.num_chunks and (stop.signum or ran == stop_after):
                     status = "interrupted"
@@ -231,10 +253,14 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
             for callback in callbacks:
                 callback.on_error(ctx, stop)
             return _stopped_early(stop, "the final evaluation", checkpoints, hint)
+    steps_by_seed = steps_done
     summary: dict[str, Any] = {
         "status": status, "env": config.env.name, "algorithm": config.algorithm.name,
         "seeds": seeds, "chunks_done": done, "num_chunks": derived.num_chunks,
-        "env_steps_per_seed": derived.updates_after(done) * derived.steps_per_update,
+        # env steps taken: the least of any seed (episodic: each seed's count, in
+        # env_steps_by_seed, ends less than one update past the budget)
+        "env_steps_per_seed": int(steps_by_seed.min()),
+        "env_steps_by_seed": steps_by_seed.tolist(),
         "total_env_steps_per_seed": derived.env_steps, "wall_s": round(elapsed, 3),
         "compile_s": round(programs.compile_s, 3),
         "steps_per_s": round(session_steps / session_s, 1) if session_s > 0 else None,
@@ -259,3 +285,4 @@ def _stopped_early(stop: KeyboardInterrupt, phase: str, checkpoints: Checkpoints
             "no checkpoint yet (the run directory can be reused as it is)")
     say(f"{signal.Signals(signum).name} during {phase}: stopped; {what}; continue with: {hint}")
     return Result("interrupted", exit_code_of(signum), {})
+

@@ -6,7 +6,8 @@ A run trains ``S = training.num_seeds`` seeds as one program. Seed ``i`` uses
 ``init(train_key)``, then ``derived.num_chunks`` calls of one compiled chunk,
 ``vmap(lax.scan(update))`` over ``derived.updates_per_chunk`` updates (chunk ``c`` runs
 ``derived.chunk_updates(c)`` of them: when the chunks do not divide the updates evenly, the
-shorter chunks skip the last step), and finally ``evaluate_both(state, eval_key)`` (greedy
+shorter chunks skip the last step; an episodic algorithm's chunk runs each seed's updates
+until it has taken ``derived.chunk_target(c)`` env steps), and finally ``evaluate_both(state, eval_key)`` (greedy
 and sampled episodes). :mod:`pgjax.host.loop` runs them; ``pgjax eval`` and the benchmarks
 compile the same programs.
 """
@@ -34,7 +35,10 @@ class Programs(NamedTuple):
     init: Callable | None  # keys -> states
     # (states, updates) -> (states, metrics [S, U], params finite [S]): runs the chunk's
     # `updates` (Derived.chunk_updates) of U = updates_per_chunk steps; metrics[:, updates:]
-    # are zeros, of steps skipped
+    # are zeros, of steps skipped. Episodic algorithms: the second argument is the chunk's
+    # env-step target (Derived.chunk_target); each seed runs updates until its
+    # state.env_steps reaches it, and its rows past the updates it ran are NaN (0 for
+    # episode_count and env_steps_taken).
     chunk: Callable | None
     evaluate: Callable | None  # (states, keys) -> EvalReturns, greedy and sampled [S, E]
     compile_s: float  # tracing, lowering and XLA compilation together
@@ -163,7 +167,10 @@ def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Pr
     derived = trainer.derived
 
     def chunk(state, updates):
-        if derived.even:  # every chunk is updates_per_chunk long: the plain scan (jit drops
+        if derived.episodic:  # `updates` is the env-step target: run each seed's updates
+            # until its count of env steps taken reaches it (Derived.chunk_target)
+            state, metrics, _ = trainer.run_until(state, updates, derived.updates_per_chunk)
+        elif derived.even:  # every chunk is updates_per_chunk long: the plain scan (jit drops
             # the unused `updates`: the program and its numbers are those without it)
             state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None,
                                           length=derived.updates_per_chunk)
@@ -249,4 +256,36 @@ def per_seed_returns(returns) -> tuple[np.ndarray, np.ndarray]:
     return (np.asarray(returns.greedy, np.float64).mean(axis=1),
             np.asarray(returns.sampled, np.float64).mean(axis=1))
 
+
+
+def env_steps_done(derived, state, chunks: int) -> np.ndarray:
+    """The env steps each seed has taken after ``chunks`` chunks, ``[S]`` int64: read from the
+    vmapped ``state`` for episodic algorithms (their count depends on the episodes), else
+    ``updates_after(chunks) * steps_per_update``, the same for every seed."""
+    import jax  # noqa: PLC0415
+
+    if derived.episodic:
+        return np.asarray(jax.device_get(state.env_steps), np.int64).reshape(-1)
+    seeds = jax.tree.leaves(state.update)[0].shape[0]
+    return np.full(seeds, derived.updates_after(chunks) * derived.steps_per_update, np.int64)
+
+
+def progress_by_seed(derived, seeds: int, chunks: int,
+                     progress: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """Env steps taken and updates done per seed (``[S]`` int64 each) after ``chunks`` chunks:
+    from a checkpoint's ``progress`` for episodic algorithms (their counts depend on the
+    episodes; :class:`pgjax.host.callbacks.SaveCheckpoints` saves them), else from ``derived``;
+    zeros for a new run."""
+    if chunks == 0 or not derived.episodic:
+        updates = 0 if chunks == 0 else derived.updates_after(chunks)
+        return (np.full(seeds, updates * derived.steps_per_update, np.int64),
+                np.full(seeds, updates, np.int64))
+    if not progress or "env_steps_by_seed" not in progress:
+        from pgjax.host.errors import RunError  # noqa: PLC0415
+
+        raise RunError(f"checkpoint chunk_{chunks} was written by a pgjax that counted "
+                       f"{derived.rollout_length}-step padded rollouts as env steps (its progress "
+                       "has no env_steps_by_seed); start a new run, or resume with that pgjax")
+    return (np.asarray(progress["env_steps_by_seed"], np.int64),
+            np.asarray(progress["updates_by_seed"], np.int64))
 

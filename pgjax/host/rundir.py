@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -216,27 +216,34 @@ class MetricsFile:
             raise StorageError.from_os(error, self.path) from None
 
 
-def chunk_rows(metrics: dict[str, np.ndarray], *, chunk: int, update: int, env_steps: int,
-               wall_s: float) -> list[dict[str, Any]]:
+def chunk_rows(metrics: dict[str, np.ndarray], *, chunk: int, update: int | Sequence[int],
+               env_steps: int | Sequence[int], wall_s: float,
+               ran: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """One row per seed: per-chunk means of the update metrics (``[S, U]`` arrays).
 
     ``episode_return`` and ``episode_length`` are averaged over the episodes that ended in the
-    chunk (NaN when none did), and ``episode_count`` is their number.
+    chunk (NaN when none did), and ``episode_count`` is their number. ``update`` and
+    ``env_steps`` (done after the chunk) are one per seed or the same for all; ``ran``: the
+    updates each seed ran (episodic algorithms; its later rows are padding), else all ``U``.
     """
     count = metrics["episode_count"].astype(np.float64)
+    seeds = count.shape[0]
+    update = np.broadcast_to(np.asarray(update), (seeds,))
+    env_steps = np.broadcast_to(np.asarray(env_steps), (seeds,))
     rows = []
-    for s in range(count.shape[0]):
-        row: dict[str, Any] = dict(chunk=chunk, seed=s, update=update, env_steps=env_steps,
-                                   wall_s=round(wall_s, 3))
-        n = count[s].sum()
+    for s in range(seeds):
+        row: dict[str, Any] = dict(chunk=chunk, seed=s, update=int(update[s]),
+                                   env_steps=int(env_steps[s]), wall_s=round(wall_s, 3))
+        used = count.shape[1] if ran is None else int(ran[s])
+        n = count[s, :used].sum()
         for name in (*_EPISODE, *sorted(set(metrics) - set(_EPISODE))):
-            values = metrics[name][s].astype(np.float64)
+            values = metrics[name][s, :used].astype(np.float64)
             if name == "episode_count":
                 row[name] = int(n)
             elif name in _EPISODE:  # NaN in updates where no episode ended: weight 0
-                values = np.where(count[s] > 0, values, 0.0)
-                row[name] = float((values * count[s]).sum() / n) if n > 0 else math.nan
-            else:
-                row[name] = float(values.mean())
+                values = np.where(count[s, :used] > 0, values, 0.0)
+                row[name] = float((values * count[s, :used]).sum() / n) if n > 0 else math.nan
+            else:  # NaN for a seed that ran no update (its earlier chunk passed this target)
+                row[name] = float(values.mean()) if used else math.nan
         rows.append(row)
     return rows
