@@ -1,10 +1,15 @@
-"""pgjax.bench.reference: the plain-JAX A2C and PPO computes pgjax's mathematics."""
+"""pgjax.bench.reference: the plain-JAX A2C and PPO computes pgjax's mathematics; ``pgjax
+bench --reference`` (and ``--busy-core``) run, print the ratio and leave no process behind."""
+
+import json
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pgjax import bench
 from pgjax.bench.reference import Batch, gae as reference_gae, make_reference
 from pgjax.config import Config, ConfigError, apply_overrides
 from pgjax.losses import actor_critic_loss
@@ -119,6 +124,8 @@ def test_reference_refuses_what_it_does_not_implement():
     trainer = make_train(config)
     with pytest.raises(ConfigError, match="a2c and ppo only"):
         make_reference(config, trainer.env, num_envs=4)
+    assert bench.main(["--reference", "--algorithm", "reinforce", "--quick"]) == 2
+    assert bench.main(["--reference", "--phases", "env", "--quick"]) == 2
 
 
 def test_reference_own_init(a2c_rollout):
@@ -134,3 +141,34 @@ def test_reference_own_init(a2c_rollout):
     loss, _ = ref.loss(state.params, Batch(traj.obs, traj.action, traj.reward, traj.reward,
                                            traj.log_prob))
     assert np.isfinite(float(loss))
+
+
+def test_cli_reference_prints_the_ratio(tmp_path, capsys):
+    """A tiny ppo run (a2c's update is the same harness; test_update_matches_the_trainers
+    covers its mathematics): the ratio line and table, the busy core on, and gone after."""
+    out = tmp_path / "ref.json"
+    code = bench.main(["--reference", "--busy-core", "--algorithm", "ppo", "--quick",
+                       "--num-envs", "8", "--steps", "4", "--repeats", "2",
+                       "--set", "network.hidden_sizes=[8]", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "busy core: on" in text and "pgjax/reference" in text and "load average" in text
+    assert "| ppo 4 epochs x 4 minibatches | 8 | 4 |" in text
+    data = json.loads(out.read_text())
+    (r,) = data["results"]
+    ratio = r["reference"]
+    assert len(ratio["ratios"]) == 2 and ratio["min"] <= ratio["median"] <= ratio["max"]
+    assert set(r["steps_per_s"]) == {"train", "reference"}
+    pid = data["busy_core"]["pid"]
+    with pytest.raises(ProcessLookupError):  # the spinning process is gone (and reaped)
+        os.kill(pid, 0)
+
+
+def test_busy_core_stops_on_error():
+    with pytest.raises(RuntimeError):
+        with bench.busy_core() as proc:
+            pid = proc.pid
+            os.kill(pid, 0)  # running
+            raise RuntimeError("a failed measurement")
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
