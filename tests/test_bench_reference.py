@@ -172,3 +172,16 @@ def test_busy_core_stops_on_error():
             raise RuntimeError("a failed measurement")
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_busy_core_with_the_phases(tmp_path, capsys):
+    """--busy-core without --reference: the phase table, measured beside the busy core."""
+    out = tmp_path / "bench.json"
+    assert bench.main(["--busy-core", "--quick", "--num-envs", "8", "--steps", "4",
+                       "--repeats", "1", "--phases", "env", "--matmul-size", "64",
+                       "--json", str(out)]) == 0
+    assert "busy core: on" in capsys.readouterr().out
+    pid = json.loads(out.read_text())["busy_core"]["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert bench.main(["--compile-cache", "--busy-core"]) == 2
