@@ -288,8 +288,9 @@ def _check_reference(args: argparse.Namespace, config: Config, env, steps: int |
 
     if args.phases and args.phases != "train":
         raise ConfigError(f"--phases {args.phases}: --reference times the train phase only")
-    if args.matmul_size:
-        raise ConfigError("--matmul-size: --reference times no matmul")
+    if args.matmul_size or args.plot:
+        raise ConfigError("--matmul-size, --plot: --reference times no matmul and prints a "
+                          "table, no plot")
     problems = unsupported(bench_config(config, 1, steps), env)
     if problems:
         raise ConfigError("--reference: the plain JAX reference does not implement "
