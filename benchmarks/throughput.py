@@ -8,6 +8,8 @@ Usage (from the repository root):
   .venv/bin/python benchmarks/throughput.py --num-envs 2048          # the issue's target point
   .venv/bin/python benchmarks/throughput.py --algorithm ppo --json out.json --plot out.png
   .venv/bin/python benchmarks/throughput.py --compile-cache          # first vs cached compile
+  .venv/bin/python benchmarks/throughput.py --reference --num-envs 2048              # vs plain JAX a2c
+  .venv/bin/python benchmarks/throughput.py --reference --algorithm ppo --num-envs 64,2048 --busy-core
 """
 
 import sys

@@ -19,6 +19,14 @@ FLOP/s under the same load, and the FLOP utilisation of (d) is printed: model FL
 step (the rollout's actor and critic forward, plus forward and backward of the loss, ~3x
 forward, times PPO's epochs) times (d)'s steps/s over the matmul's FLOP/s.
 
+``--reference`` times only (d), alternately with a plain-JAX A2C or PPO of the same
+mathematics written as a user's single-file script (pgjax/bench/reference.py: same env,
+networks, T, N, epochs, minibatches, GAE, clipping and Adam; compiled with jax.jit's
+defaults), from the same initial state, and prints both steps/s and the ratio: the median
+of the per-round ratios and their range, against the 1.5x target of issue 19.
+``--busy-core`` keeps one core busy with a spinning Python subprocess while it measures
+(the load of another program), and says so.
+
 ``--compile-cache`` instead measures the compile time of the default a2c training program in
 two fresh processes sharing a new persistent compilation cache (first run vs cached).
 
@@ -27,6 +35,7 @@ Usage:
   pgjax bench --quick                          # a smoke run (seconds)
   pgjax bench --algorithm ppo --num-envs 2048 --json out.json --plot out.png
   pgjax bench --config cartpole_ppo --steps 32   # a preset, or a YAML path
+  pgjax bench --reference --algorithm ppo --num-envs 64,2048 --busy-core
   pgjax bench --compile-cache
   python -m pgjax.bench ...                    # the same without the pgjax command
 """
@@ -34,17 +43,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from pgjax.bench.algorithms import algorithm_names, is_episodic, schedule_text
 from pgjax.bench.compile_cache import compile_cache_times
 from pgjax.bench.flops import model_flops
-from pgjax.bench.machine import format_rate, header, load_average, machine_info
+from pgjax.bench.machine import busy_core, format_rate, header, load_average, machine_info
 from pgjax.bench.phases import PHASES, STEPS_PER_CALL, bench_config, bench_phases
-from pgjax.bench.report import plot, results_table
+from pgjax.bench.report import REFERENCE_TARGET, plot, reference_table, results_table
 from pgjax.config import Config, ConfigError, apply_overrides, load_config
 from pgjax.host.errors import EXIT_STORAGE, StorageError
 from pgjax.memory import env_sizes, network_shape
@@ -66,13 +77,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated N (default " + ",".join(map(str, DEFAULT_NUM_ENVS)) + ")")
     parser.add_argument("--steps", type=int, metavar="T",
                         help="rollout length T (default 128, or the config's n_steps with --config)")
-    parser.add_argument("--phases", default=",".join(PHASES),
-                        help="comma-separated subset of " + ",".join(PHASES))
+    parser.add_argument("--phases",
+                        help="comma-separated subset of " + ",".join(PHASES) + " (default all; "
+                             "train with --reference)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per phase (median reported)")
     parser.add_argument("--matmul-size", type=int,
                         help="size of the float32 matmul (default 4096; 1024 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N in 16,64, T=16, 2 repeats, a 1024 matmul")
+    parser.add_argument("--reference", action="store_true",
+                        help="time (d) alternately with a plain-JAX A2C/PPO of the same "
+                             "mathematics (pgjax/bench/reference.py); print both and the ratio")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy (a spinning Python subprocess) while measuring")
     parser.add_argument("--compile-cache", action="store_true",
                         help="measure first vs cached compile of the default a2c training program "
                              "(two fresh processes sharing a new cache) instead")
@@ -173,6 +190,10 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
         print(f"pgjax bench: error: {error}", file=sys.stderr)
         return EXIT_STORAGE
     if args.compile_cache:
+        if args.reference or args.busy_core:
+            print("pgjax bench: error: --compile-cache measures compile time only; drop "
+                  "--reference and --busy-core", file=sys.stderr)
+            return 2
         return run_compile_cache(args, machine, command)
 
     try:
@@ -184,7 +205,10 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
         except ValueError:
             raise ConfigError(f"--num-envs {text}: must be whole numbers separated by commas, "
                               "e.g. 64,1024") from None
-        phases = tuple(p for p in args.phases.split(",") if p)
+        phases = tuple(p for p in (args.phases or ",".join(PHASES)).split(",") if p)
+        if args.reference:
+            _check_reference(args, config, env, steps)
+            phases = ("train",)
         _check_memory(config, env, num_envs, steps)
     except (ConfigError, ValueError) as error:
         print(f"pgjax bench: error: {error}", file=sys.stderr)
@@ -197,6 +221,9 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
     repeats = min(2, args.repeats) if args.quick else args.repeats
     per_call = STEPS_PER_CALL // 64 if args.quick else STEPS_PER_CALL
     matmul_size = args.matmul_size or (1024 if args.quick else 4096)
+    if args.reference:
+        return run_reference(args, config, env, num_envs, steps, repeats=repeats,
+                             per_call=per_call, machine=machine, command=command)
     a = config.algorithm
     print(header("pgjax bench: env steps/s against N", machine, command))
     episodic = is_episodic(config)
@@ -217,15 +244,16 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
     print(f"model FLOPs per env step: {flops.total:,} (rollout forward {flops.rollout:,}, "
           f"training forward+backward {flops.train:,})", flush=True)
     results = []
-    for n in num_envs:
-        r = bench_phases(config, env, num_envs=n, num_steps=steps, repeats=repeats, phases=phases,
-                         steps_per_call=per_call, matmul_size=matmul_size)
-        results.append(r)
-        print(f"N={n:<6d} " + "  ".join(f"{p} {format_rate(r['steps_per_s'][p]):>7s}"
-                                         for p in PHASES if p in r["steps_per_s"])
-              + f"  matmul {r['matmul']['flops_per_s'] / 1e9:.0f} GFLOP/s"
-              + f"  (compile {sum(r['compile_s'].values()):.1f}s, load {r['load_average'][-1][0]})",
-              flush=True)
+    with _maybe_busy(args.busy_core) as busy:
+        for n in num_envs:
+            r = bench_phases(config, env, num_envs=n, num_steps=steps, repeats=repeats,
+                             phases=phases, steps_per_call=per_call, matmul_size=matmul_size)
+            results.append(r)
+            print(f"N={n:<6d} " + "  ".join(f"{p} {format_rate(r['steps_per_s'][p]):>7s}"
+                                             for p in PHASES if p in r["steps_per_s"])
+                  + f"  matmul {r['matmul']['flops_per_s'] / 1e9:.0f} GFLOP/s"
+                  + f"  (compile {sum(r['compile_s'].values()):.1f}s, "
+                  f"load {r['load_average'][-1][0]})", flush=True)
     print()
     print(results_table(results, flops))
     print(f"\nFLOP utilisation: (d)'s model FLOP/s over the row's matmul FLOP/s (median of its "
@@ -236,8 +264,80 @@ def run(args: argparse.Namespace, *, command: str | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "command": command, "config": str(config),
-                       "model_flops": flops._asdict(),
+                       "model_flops": flops._asdict(), "busy_core": busy,
                        "results": results}, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+@contextlib.contextmanager
+def _maybe_busy(on: bool) -> Iterator[dict | None]:
+    """:func:`~pgjax.bench.machine.busy_core` for the block when ``on`` (printing that it
+    is), else nothing; yields what the JSON records of it (None when off)."""
+    if not on:
+        yield None
+        return
+    with busy_core() as proc:
+        print(f"busy core: on (pid {proc.pid}, a spinning Python process, for the whole "
+              "measurement)", flush=True)
+        yield {"on": True, "pid": proc.pid}
+
+
+def _check_reference(args: argparse.Namespace, config: Config, env, steps: int | None) -> None:
+    """``--reference`` times the training phase only, for a config the reference implements."""
+    from pgjax.bench.reference import unsupported  # noqa: PLC0415
+
+    if args.phases and args.phases != "train":
+        raise ConfigError(f"--phases {args.phases}: --reference times the train phase only")
+    if args.matmul_size or args.plot:
+        raise ConfigError("--matmul-size, --plot: --reference times no matmul and prints a "
+                          "table, no plot")
+    problems = unsupported(bench_config(config, 1, steps), env)
+    if problems:
+        raise ConfigError("--reference: the plain JAX reference does not implement "
+                          + "; ".join(problems))
+
+
+def run_reference(args: argparse.Namespace, config: Config, env, num_envs: list[int],
+                  steps: int | None, *, repeats: int, per_call: int, machine: dict,
+                  command: str) -> int:
+    """``pgjax bench --reference``: (d) and the plain-JAX reference timed alternately for
+    each N; prints steps/s of both, the ratio and its range, with the load average."""
+    a, net = config.algorithm, config.network
+    T = steps or a.n_steps
+    print(header("pgjax bench --reference: pgjax's training against a plain JAX reference",
+                  machine, command))
+    print(f"{config.env.name}, {a.name}, T={T}, networks {'x'.join(map(str, net.hidden_sizes))} "
+          f"{net.activation} (separate actor and critic){schedule_text(config)}; "
+          f"{repeats} rounds, each timing pgjax's training then the reference, one call each "
+          f"of U updates (~{per_call} env steps)", flush=True)
+    print("reference: pgjax/bench/reference.py, the same mathematics in plain JAX, compiled "
+          "with jax.jit's defaults (pgjax: its own options, LLVM -O1 on CPU); both from "
+          "pgjax's initial state; compilation excluded", flush=True)
+    results = []
+    with _maybe_busy(args.busy_core) as busy:
+        for n in num_envs:
+            r = bench_phases(config, env, num_envs=n, num_steps=steps, repeats=repeats,
+                             phases=("train",), steps_per_call=per_call, reference=True)
+            r["busy_core"] = busy is not None
+            results.append(r)
+            sps, ratio = r["steps_per_s"], r["reference"]
+            print(f"N={n:<6d} pgjax {format_rate(sps['train']):>7s}  reference "
+                  f"{format_rate(sps['reference']):>7s}  pgjax/reference {ratio['median']:.2f} "
+                  f"(per-round {ratio['min']:.2f}-{ratio['max']:.2f}, {repeats} rounds)  "
+                  f"(compile pgjax {r['compile_s']['train']:.1f}s, reference "
+                  f"{r['compile_s']['reference']:.1f}s; load {r['load_average'][-1][0]})",
+                  flush=True)
+    print()
+    print(reference_table(results, a.name + schedule_text(config).replace(",", "")))
+    met = [r["reference"]["median"] >= REFERENCE_TARGET for r in results]
+    print(f"\ntarget pgjax >= {REFERENCE_TARGET}x the reference (median of the per-round "
+          f"ratios): met at {sum(met)} of {len(met)} N; busy core "
+          f"{'on' if busy else 'off'}; load average at end: {load_average()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "command": command, "config": str(config),
+                       "busy_core": busy, "results": results}, f, indent=2)
         print(f"wrote {args.json}")
     return 0
 

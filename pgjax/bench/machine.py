@@ -6,11 +6,14 @@ records :func:`load_average` beside its timings, since other work on the machine
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
 
@@ -18,6 +21,28 @@ import pgjax  # first: its XLA CPU workaround must precede any computation
 def load_average() -> list[float] | None:
     """1, 5 and 15 minute load averages: other work on the machine skews timings."""
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+# A plain Python spin loop that also ends by itself once its parent is gone (reparented),
+# should the parent be killed before it can stop it.
+_SPIN = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
+         "    for _ in range(10**6):\n        pass\n")
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[subprocess.Popen]:
+    """Keeps one core busy for the block: a subprocess spinning a plain Python loop, the load
+    of another program on the machine (``pgjax bench --busy-core``). Killed and reaped when
+    the block ends, by an error or Ctrl-C too; in its own session, so a Ctrl-C reaches only
+    this process, which then stops it."""
+    proc = subprocess.Popen([sys.executable, "-c", _SPIN], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def write_section(path, begin: str, end: str, text: str) -> None:

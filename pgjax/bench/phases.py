@@ -7,6 +7,10 @@
                backward and the optimiser (PPO: epochs x minibatches, with the shuffles);
   (d) train    the trainer's ``update`` (rollout and learning), ``lax.scan``-ed over updates.
 
+With ``reference=True`` the plain-JAX A2C or PPO of :mod:`pgjax.bench.reference` (its
+``update`` ``lax.scan``-ed over the same U updates, from the same initial state) is timed
+alternately with them too, and the per-round ratio of (d) to it reported.
+
 Each timed call covers U rollouts or updates (:func:`calls_of`) and ends in
 ``block_until_ready``; compilation is timed separately.
 """
@@ -109,7 +113,7 @@ def calls_of(num_envs: int, num_steps: int, steps_per_call: int = STEPS_PER_CALL
 
 def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, repeats: int,
                  phases: tuple[str, ...] = PHASES, steps_per_call: int = STEPS_PER_CALL,
-                 matmul_size: int | None = None) -> dict:
+                 matmul_size: int | None = None, reference: bool = False) -> dict:
     """Compiles and times the phases for one N; returns steps/s, times and compile seconds.
 
     Args:
@@ -122,6 +126,13 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
       steps_per_call: env steps one timed call aims at (sets U).
       matmul_size: also time a ``[size, size]`` float32 matmul alternately with the phases
         (same background load), for the FLOP utilisation; None skips it.
+      reference: also time the plain-JAX reference (:mod:`pgjax.bench.reference`) alternately,
+        compiled with ``jax.jit``'s defaults as a user's script is; with ``"train"`` in
+        ``phases``, ``result["reference"]`` holds the per-round ratios of (d)'s steps/s to
+        the reference's, their median, min and max.
+
+    Raises:
+      ConfigError: ``reference`` with a config the reference does not implement.
     """
     import jax  # noqa: PLC0415
 
@@ -136,6 +147,10 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
     config, derived = trainer.config, trainer.derived
     episodic = is_episodic(config)
     steps_per_call = U * derived.steps_per_update
+    if reference:  # before anything compiles: refuses a config it does not implement
+        from pgjax.bench.reference import make_reference  # noqa: PLC0415
+
+        ref = make_reference(config, env, num_envs=num_envs)
     state = jax.jit(trainer.init)(jax.random.key(0))
 
     programs: dict[str, tuple[Callable, Callable[[Any], None]]] = {}
@@ -237,7 +252,24 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
 
         programs["train"] = call_train
 
-    names = [p for p in PHASES if p in programs]
+    if reference:
+        def ref_updates(ref_state):
+            return jax.lax.scan(lambda s, _: ref.update(s), ref_state, None, length=U)
+
+        # From pgjax's initial state (its parameters, envs and key): both programs train alike.
+        carry["reference"] = ref.from_pgjax(jax.jit(trainer.init)(jax.random.key(3)))
+        start = time.perf_counter()
+        ref_run = jax.jit(ref_updates, donate_argnums=0).lower(carry["reference"]).compile()
+        compile_s["reference"] = time.perf_counter() - start
+
+        def call_reference(key):
+            del key
+            carry["reference"], metrics = ref_run(carry["reference"])
+            jax.block_until_ready((carry["reference"], metrics))
+
+        programs["reference"] = call_reference
+
+    names = [p for p in PHASES if p in programs] + (["reference"] if reference else [])
     if matmul_size:
         product, matmul_flop = make_matmul(matmul_size)
         programs["matmul"] = lambda key: product()
@@ -276,6 +308,10 @@ def bench_phases(config: Config, env, *, num_envs: int, num_steps: int | None, r
         "compile_s": compile_s,
         "load_average": loads,
     }
+    if reference and "train" in times:
+        ratios = [r / t for t, r in zip(times["train"], times["reference"])]
+        result["reference"] = {"ratios": ratios, "median": statistics.median(ratios),
+                               "min": min(ratios), "max": max(ratios)}
     if matmul_size:
         result["matmul"] = {"size": matmul_size,
                             "flops_per_s": matmul_flop / statistics.median(times["matmul"]),

@@ -6,6 +6,9 @@ from pgjax.bench.flops import ModelFlops
 from pgjax.bench.machine import format_rate
 from pgjax.bench.phases import PHASE_TITLES, PHASES
 
+# Issue 19: pgjax's training at least 1.5x the plain-JAX reference's steps/s.
+REFERENCE_TARGET = 1.5
+
 
 def results_table(results: list[dict], flops: ModelFlops) -> str:
     """A markdown table: steps/s per phase and N, compile seconds, (d)'s FLOP utilisation
@@ -42,6 +45,25 @@ def results_table(results: list[dict], flops: ModelFlops) -> str:
         cells.append(", ".join(f"{r['compile_s'][p]:.1f}" for p in names))
         cells.append(f"{r['load_average'][0][0]}-{r['load_average'][-1][0]}")
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reference_table(results: list[dict], label: str) -> str:
+    """A markdown table of ``pgjax bench --reference``: per N, (d)'s and the reference's
+    steps/s, the median of the per-round ratios, their range, the target and the load;
+    ``label`` names the algorithm (``"ppo 4 epochs x 4 minibatches"``)."""
+    lines = ["| algorithm | N | T | U | pgjax steps/s | reference steps/s | pgjax/reference "
+             "(median) | per-round range | >= {:g}x | busy core | load |".format(REFERENCE_TARGET),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"]
+    for r in results:
+        ratio, sps = r["reference"], r["steps_per_s"]
+        lines.append(
+            f"| {label} | {r['num_envs']} | {r['num_steps']} | {r['calls_per_timing']} | "
+            f"{format_rate(sps['train'])} | {format_rate(sps['reference'])} | "
+            f"{ratio['median']:.2f} | {ratio['min']:.2f}-{ratio['max']:.2f} | "
+            f"{'met' if ratio['median'] >= REFERENCE_TARGET else 'missed'} | "
+            f"{'on' if r.get('busy_core') else 'off'} | "
+            f"{r['load_average'][0][0]}-{r['load_average'][-1][0]} |")
     return "\n".join(lines)
 
 
