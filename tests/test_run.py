@@ -268,6 +268,32 @@ def test_episodic_interrupt_and_resume_is_bit_identical(episodic, cache, work):
     assert summary["env_steps_by_seed"] == ref_summary["env_steps_by_seed"]
 
 
+# A recurrent policy (a GRU of 8 between the MLP and the heads): its carry is in the rollout
+# state, so a resumed run must continue every env's carry exactly.
+RECURRENT = [*TINY[:-2], "--set", "network.gru_size=8", "--seeds", "2"]
+
+
+def test_recurrent_interrupt_and_resume_is_bit_identical(cache, work):
+    out = pgjax_run(cache, work, "train", *RECURRENT, "--out", "gru")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    out = pgjax_run(cache, work, "train", *RECURRENT, "--out", "gru-cut",
+                    env=_env(PGJAX_STOP_AFTER_CHUNKS="2"))
+    assert out.returncode == 130, out.stdout[-3000:] + out.stderr[-3000:]
+    out = pgjax_run(cache, work, "train", "--resume", "gru-cut")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "resuming after chunk 2/4" in out.stdout
+    ref_dir, directory = work / "gru", work / "gru-cut"
+    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
+        rows(ref_dir / "metrics.csv"))
+    assert_same_final_state(directory, ref_dir)
+    _, state, _ = restore_latest(directory)
+    carry = jax.tree.leaves(state.rollout.carry)
+    assert carry and all(np.shape(c) == (2, 4, 8) for c in carry)  # [seeds, envs, gru_size]
+    summary = json.loads((directory / "summary.json").read_text())
+    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["eval_returns"] == ref_summary["eval_returns"]
+
+
 def test_sigint_finishes_the_chunk_and_leaves_a_checkpoint(reference, cache, work):
     command = [sys.executable, "-m", "pgjax.cli", "--cache-dir", str(cache), "train",
                *EIGHT_CHUNKS, "--out", "sigint"]
