@@ -365,20 +365,25 @@ def _zeros(abstract):
     return np.zeros(abstract.shape, abstract.dtype)
 
 
-def test_render_writes_a_gif(cache, tmp_path):
-    # A checkpoint of an all-zero Catch state (a uniform policy, acting greedily), written
-    # in-process: nothing to train or compile before rendering.
+@pytest.mark.parametrize("env", ["Catch-bsuite", "CartPole-v1"])  # gymnax's visualiser, pgjax's
+def test_render_writes_a_gif(cache, tmp_path, env):
+    # A checkpoint of an all-zero state (a uniform policy, acting greedily), written
+    # in-process: nothing to train or compile before rendering. CartPole needs no pygame.
+    from PIL import Image  # noqa: PLC0415
+
     config = config_io.read_config(config_io.resolve_config_path(None), [
-        "env.name=Catch-bsuite", "training.num_envs=2", "training.eval_episodes=1"], 1)
+        f"env.name={env}", "training.num_envs=2", "training.eval_episodes=1"], 1)
     trainer = checks.build_trainer(config)
-    directory = tmp_path / "catch"
+    directory = tmp_path / "run"
     directory.mkdir()
     save_config(config, directory / "config.yaml")
     state = jax.tree.map(_zeros, programs.abstract_state(trainer, 1))
     checkpoints = rundir.Checkpoints(directory / "checkpoints")
     checkpoints.save(1, state, {"chunk": 1, "elapsed_s": 0.0}, 0.0)
     checkpoints.close()
-    out = pgjax_run(cache, tmp_path, "render", "catch", "--out", "episode.gif")
+    out = pgjax_run(cache, tmp_path, "render", "run", "--out", "episode.gif")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert (tmp_path / "episode.gif").read_bytes()[:4] == b"GIF8"
     assert "episode.gif: seed 0" in out.stdout
+    with Image.open(tmp_path / "episode.gif") as gif:  # one frame per step (titles differ)
+        assert gif.format == "GIF"
+        assert gif.n_frames == int(re.search(r"(\d+) steps", out.stdout).group(1)), out.stdout

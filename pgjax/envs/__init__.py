@@ -7,6 +7,8 @@ statistics.
   only module that imports gymnax;
 * :mod:`pgjax.envs.gymnax_api`: any env written to gymnax's interface (gymnax 1.x or
   <= 0.0.9, Craftax) by import path, ``"package.module:Factory"`` (:func:`wrap_gymnax_api`);
+* :mod:`pgjax.envs.classic_control`: frames and GIFs of gymnax's classic-control envs, drawn
+  without pygame (what :class:`GymnaxEnv`'s ``render`` uses for them);
 * :mod:`pgjax.envs.obs`: observation statistics (:class:`ObsStats`,
   :func:`update_obs_stats`, :func:`normalize_obs`, :func:`uses_obs_normalization`).
 

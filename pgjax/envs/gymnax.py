@@ -10,7 +10,6 @@ pre-reset observation in ``info["final_observation"]``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from typing import Any, Sequence
 
@@ -18,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pgjax.envs import classic_control
 from pgjax.envs.base import EnvFamily, EnvStep, register_family
 from pgjax.types import BoxSpace, DiscreteSpace, EnvSpec
 
@@ -25,11 +25,10 @@ Array = jax.Array
 
 # Bsuite envs whose reset downloads a dataset: no network in jit, no training.
 _UNSUPPORTED = {"MNISTBandit-bsuite": "its reset downloads MNIST at construction"}
-# Environments gymnax's Visualizer draws (gymnax/visualize/visualizer.py); the classic-control
-# ones go through gymnasium's renderer, which needs pygame.
-_GYM_DRAWN = ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
-              "MountainCarContinuous-v0")
-RENDERABLE = _GYM_DRAWN + (
+# Environments pgjax draws: classic control with pgjax.envs.classic_control (gymnax's
+# Visualizer would need pygame for them), the rest with gymnax's Visualizer
+# (gymnax/visualize/visualizer.py, matplotlib only).
+RENDERABLE = classic_control.NAMES + (
     "Catch-bsuite", "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar",
     "Seaquest-MinAtar", "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
     "MetaMaze-misc", "FourRooms-misc")
@@ -61,22 +60,27 @@ class GymnaxEnv:
         return EnvStep(obs, state, reward, terminated, truncated, info["final_observation"])
 
     def render_problem(self) -> str | None:
-        """Why gymnax's visualiser cannot draw this env here, or None if it can."""
+        """Why this env cannot be drawn, or None if it can."""
         name = self.spec.name
         if name not in RENDERABLE:
             return f"gymnax's visualiser cannot draw {name}; it draws {', '.join(RENDERABLE)}"
-        if name in _GYM_DRAWN and importlib.util.find_spec("pygame") is None:
-            return (f"drawing {name} needs pygame (gymnasium's classic-control renderer), "
-                    "which is not installed: pip install pygame")
         return None
 
     def render(self, states: Sequence[Any], returns: Sequence[float],
                path: str | os.PathLike) -> None:
-        """Animates one episode with gymnax's ``Visualizer`` (a GIF for ``.gif``).
+        """Animates one episode (a GIF for ``.gif``): classic control with
+        :mod:`pgjax.envs.classic_control`, the other envs with gymnax's ``Visualizer``.
 
         ``states``: the env state before each step, one per frame; ``returns``: the return
         so far at each frame, shown in the title.
         """
+        name = self.spec.name
+        if name in classic_control.NAMES:
+            classic_control.write_animation(
+                [classic_control.draw(name, state, self.params,
+                                      classic_control.title(name, step + 1, float(ret)))
+                 for step, (state, ret) in enumerate(zip(states, returns))], path)
+            return
         import matplotlib  # noqa: PLC0415
 
         matplotlib.use("Agg")
