@@ -216,8 +216,7 @@ def _out_dir(args: argparse.Namespace, command: str = "compare",
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: is a file, not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not args.force:
-        hint = (f", or --resume {out} to continue its comparison"
-                if (out / request).is_file() else "")
+        hint = (f", or --resume {out} to continue it" if (out / request).is_file() else "")
         raise RunError(f"--out {out}: the directory exists and is not empty; pass --force to "
                        f"replace its runs{hint}")
     rundir.check_writable(out, "--out")
