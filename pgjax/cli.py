@@ -1,4 +1,4 @@
-"""The ``pgjax`` command: train, resume, evaluate, render, compare, list envs, benchmark.
+"""The ``pgjax`` command: train, resume, evaluate, render, compare, sweep, envs, benchmark.
 
 Every command checks its input before anything compiles; a problem a person must fix (a bad
 config key or value, a missing file, an existing run directory, ...) is reported on one line
@@ -16,7 +16,7 @@ compile time. ``--cache-dir DIR`` or ``PGJAX_CACHE_DIR`` moves it; ``--no-cache`
 ``import pgjax`` never touches JAX's configuration.
 
 This module only parses the command line and dispatches: what each command does is in
-:mod:`pgjax.host` (``commands``, ``render``, ``compare``), and ``pgjax bench`` is
+:mod:`pgjax.host` (``commands``, ``render``, ``compare``, ``sweep``), and ``pgjax bench`` is
 :mod:`pgjax.bench`'s, imported only when it runs.
 """
 
@@ -33,6 +33,7 @@ from pgjax.config import ConfigError
 from pgjax.host import commands as _commands
 from pgjax.host import compare as _compare
 from pgjax.host import render as _render
+from pgjax.host import sweep as _sweep
 from pgjax.host import checkpoints
 from pgjax.host.cache import setup_cache
 from pgjax.host.errors import (EXIT_INPUT, EXIT_STORAGE, RunError, StorageError,
@@ -45,6 +46,7 @@ EXAMPLES = """examples:
   pgjax train --resume runs/cartpole_a2c-20260101-120000
   pgjax eval runs/cartpole_a2c-20260101-120000 --episodes 100
   pgjax compare cartpole_reinforce cartpole_reinforce_baseline --seeds 10
+  pgjax sweep cartpole_a2c --grid optimizer.actor_lr=1e-4,3e-4,1e-3 --seeds 4
 """
 
 
@@ -185,6 +187,36 @@ def build_parser() -> argparse.ArgumentParser:
                          help="continue the interrupted comparison in DIR: finished variants "
                               "are kept, the stopped one resumes, the rest start")
 
+    sweep = commands.add_parser(
+        "sweep", parents=[cache], help="sweep hyperparameters: one compiled program over "
+                                       "points x seeds",
+        description="Train every point of a grid (or of random draws) with S seeds: the float "
+                    "hyperparameters in one vmapped program, one program per distinct shape "
+                    "key. Writes DIR/program-<i>/ (run directories), DIR/sweep.csv, sweep.json, "
+                    "sweep.png and best.yaml, and prints the points ranked.")
+    sweep.add_argument("config", nargs="?", metavar="CONFIG",
+                       help="a YAML file or a preset's name (default cartpole_a2c)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of a config key, e.g. --grid optimizer.actor_lr=1e-4,3e-4 "
+                            "(repeatable: the points are every combination)")
+    sweep.add_argument("--random", type=_positive_int, metavar="N",
+                       help="N points drawn from the --range intervals (with each grid point)")
+    sweep.add_argument("--range", action="append", default=[], metavar="KEY=LO:HI[:log]",
+                       help="a float hyperparameter's interval for --random (log: "
+                            "log-uniform), e.g. optimizer.actor_lr=1e-5:1e-3:log")
+    sweep.add_argument("--seeds", type=_positive_int, metavar="S",
+                       help="seeds per point (training.num_seeds)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field for every point (repeatable)")
+    sweep.add_argument("--devices", type=_devices, metavar="D",
+                       help="devices that split each run's environments (training.devices)")
+    sweep.add_argument("--out", metavar="DIR",
+                       help="output directory (default runs/sweep-<YYYYmmdd-HHMMSS>)")
+    sweep.add_argument("--force", action="store_true",
+                       help="replace an existing, non-empty --out directory's runs")
+    sweep.add_argument("--resume", metavar="DIR",
+                       help="continue the interrupted sweep in DIR")
+
     commands.add_parser("envs", help="list the gymnax environments with their observation and "
                                      "action spaces")
     # Its options belong to pgjax.bench, imported only when it runs: main() passes them on.
@@ -194,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # What each command runs (pgjax.host's; pgjax.bench's is imported only when it runs).
 COMMANDS = {"train": _commands.train, "eval": _commands.evaluate, "render": _render.render,
-            "compare": _compare.compare, "envs": _commands.envs, "bench": _bench}
-COMPILING = ("train", "eval", "render", "compare", "bench")
+            "compare": _compare.compare, "sweep": _sweep.sweep, "envs": _commands.envs,
+            "bench": _bench}
+COMPILING = ("train", "eval", "render", "compare", "sweep", "bench")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,3 +120,54 @@ def plot_curves(curves: Sequence[Curve], path: str | os.PathLike, *, title: str 
             raise
     finally:
         plt.close(fig)
+
+
+def plot_sweep(curves: Sequence[Curve], path: str | os.PathLike, *, title: str = "",
+               threshold: float | None = None, heatmap: tuple | None = None) -> None:
+    """A sweep's figure: every point's mean curve over seeds (no bands: many points) and,
+    with ``heatmap`` ``(x_key, x_values, y_key, y_values, scores [Y, X], what)``, a heatmap
+    of the two grid axes beside it. Saves a PNG to ``path``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2 if heatmap else 1, figsize=(13 if heatmap else 8, 5), dpi=110,
+                             squeeze=False)
+    try:
+        ax = axes[0, 0]
+        for curve in curves:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(curve.returns, axis=0)
+            ax.plot(curve.env_steps, mean, label=curve.label, linewidth=1.2)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1,
+                       label=f"solved ({threshold:g})")
+        ax.set_xlabel("env steps per seed")
+        ax.set_ylabel("episode return (mean over seeds)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if len(curves) <= 16:
+            ax.legend(loc="best", fontsize="x-small")
+        if heatmap:
+            x_key, xs, y_key, ys, scores, what = heatmap
+            hm = axes[0, 1]
+            image = hm.imshow(scores, origin="lower", aspect="auto", cmap="viridis")
+            hm.set_xticks(range(len(xs)), xs)
+            hm.set_yticks(range(len(ys)), ys)
+            hm.set_xlabel(x_key)
+            hm.set_ylabel(y_key)
+            hm.set_title(what)
+            for (r, c), value in np.ndenumerate(scores):
+                if np.isfinite(value):
+                    hm.text(c, r, f"{value:.0f}", ha="center", va="center", color="w",
+                            fontsize="small")
+            fig.colorbar(image, ax=hm)
+        fig.tight_layout()
+        tmp = f"{os.fspath(path)}.tmp.png"
+        try:
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+    finally:
+        plt.close(fig)

@@ -333,7 +333,13 @@ def test_compare_draws_every_variant(reference, cache, work):
     assert [r["seeds"] for r in table] == ["2", "2"]
     assert len(json.loads((directory / "compare.json").read_text())) == 2
     assert all(r["eval_sampled_return_mean"] for r in table)
-    assert "sampled eval return" in out.stdout
+    assert "sampled eval return" in out.stdout and "greedy IQM [95% CI]" in out.stdout
+    for r, summary in zip(table, (json.loads((directory / n / "summary.json").read_text())
+                                  for n in ("gamma99", "gamma90"))):
+        # 2 seeds: the IQM is their mean; the interval spans the two
+        assert float(r["eval_return_iqm"]) == pytest.approx(summary["eval_return_mean"])
+        assert float(r["eval_return_iqm_low"]) == min(summary["eval_returns"])
+        assert float(r["eval_return_iqm_high"]) == max(summary["eval_returns"])
     for name in ("gamma99", "gamma90"):
         assert (directory / name / "metrics.csv").exists()
         assert name in out.stdout

@@ -8,15 +8,17 @@ outwards:
 * :mod:`pgjax.host.callbacks`: the callback protocol (``on_start``, ``on_chunk``, ``on_end``,
   ``on_error``) and the metrics.csv and checkpoint callbacks; :mod:`pgjax.host.display` (the
   progress bar) and :mod:`pgjax.host.summary` (summary.json, curve.png, the closing lines);
-* :mod:`pgjax.host.programs`: the compiled init, chunk and evaluate, vmapped over seeds;
+* :mod:`pgjax.host.programs`: the compiled init, chunk and evaluate, vmapped over seeds (or
+  over a sweep's runs, each with its own hyperparameters: ``RunBatch``);
 * :mod:`pgjax.host.rundir`: a run directory's files; :mod:`pgjax.host.lock`, its one
   writer's lock; :mod:`pgjax.host.checkpoints`, its atomic, checksummed checkpoints;
   :mod:`pgjax.host.errors`, the exit codes (0 done, 1 diverged, 2 bad input, 3 could not
   read or write, 130/143 signals);
 * :mod:`pgjax.host.checks`, :mod:`pgjax.host.config_io`: input checked before anything
   compiles (one line and exit code 2 for what a person must fix);
-* :mod:`pgjax.host.commands`, :mod:`pgjax.host.render`, :mod:`pgjax.host.compare`: what
-  ``pgjax train``, ``eval``, ``envs``, ``render`` and ``compare`` do
+* :mod:`pgjax.host.commands`, :mod:`pgjax.host.render`, :mod:`pgjax.host.compare`,
+  :mod:`pgjax.host.sweep`: what ``pgjax train``, ``eval``, ``envs``, ``render``, ``compare``
+  and ``sweep`` do
   (:mod:`pgjax.cli` only parses and dispatches);
 * :mod:`pgjax.host.cache` (the persistent compilation cache) and
   :mod:`pgjax.host.distributed` (multi-host runs: process 0 alone writes and prints).

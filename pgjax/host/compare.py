@@ -95,14 +95,17 @@ def _read_request(out: Path) -> dict:
             "seeds": request.get("seeds"), "devices": request.get("devices")}
 
 
-def _variant(out: Path, label: str, path: Path, config, trainer, note, changes, resume):
-    """Trains one variant in ``out/label`` (resumed, kept or started afresh on --resume)."""
+def _variant(out: Path, label: str, path: Path, config, trainer, note, changes, resume, *,
+             runs=None, hint: str | None = None):
+    """Trains one variant in ``out/label`` (resumed, kept or started afresh on --resume);
+    ``runs`` and ``hint`` as :func:`pgjax.host.loop.train_run` takes them (``pgjax sweep``'s
+    programs are variants too)."""
     from pgjax.config import load_config  # noqa: PLC0415
     from pgjax.host.config_io import config_diff  # noqa: PLC0415
     from pgjax.host.loop import Result  # noqa: PLC0415
 
     directory = out / label
-    hint = f"pgjax compare --resume {out}"
+    hint = hint or f"pgjax compare --resume {out}"
     say(f"--- {label} ({path})")
     if resume and (directory / "config.yaml").is_file() and not rundir.never_started(directory):
         if config_diff(load_config(directory / "config.yaml"), config):
@@ -114,7 +117,7 @@ def _variant(out: Path, label: str, path: Path, config, trainer, note, changes, 
                 say(f"{label}: already complete")
                 return Result("complete", 0, summary)
             return train_run(directory, trainer, label=label, resumed=True, memory_note=note,
-                             resume_hint=hint)
+                             resume_hint=hint, runs=runs)
     lock = rundir.create_run_dir(directory, force=True, warn=say)
     try:
         try:
@@ -123,7 +126,8 @@ def _variant(out: Path, label: str, path: Path, config, trainer, note, changes, 
             raise StorageError.from_os(error, directory / "config.yaml") from None
         for line in scaling_lines(changes):
             say(line)
-        return train_run(directory, trainer, label=label, memory_note=note, resume_hint=hint)
+        return train_run(directory, trainer, label=label, memory_note=note, resume_hint=hint,
+                         runs=runs)
     finally:
         lock.release()
 
@@ -154,6 +158,8 @@ def _report(plot, out: Path, configs, results) -> int:
             "eval_return_std": s.get("eval_return_std"),
             "eval_sampled_return_mean": s.get("eval_sampled_return_mean"),
             "eval_sampled_return_std": s.get("eval_sampled_return_std"),
+            **iqm_columns("eval_return", s.get("eval_returns")),
+            **iqm_columns("eval_sampled_return", s.get("eval_sampled_returns")),
             "wall_s": s["wall_s"], "compile_s": s["compile_s"], "steps_per_s": s["steps_per_s"]})
     with open(out / "compare.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -165,21 +171,52 @@ def _report(plot, out: Path, configs, results) -> int:
     return 0
 
 
-def _out_dir(args: argparse.Namespace) -> Path:
-    """``--out``, checked, or a new ``runs/compare-<YYYYmmdd-HHMMSS>``."""
+def iqm_columns(name: str, scores) -> dict[str, float | None]:
+    """``<name>_iqm``, ``_iqm_low`` and ``_iqm_high``: the interquartile mean over runs of
+    ``scores`` (one per seed; None when missing) and its 95% bootstrap interval
+    (:mod:`pgjax.stats`)."""
+    from pgjax import stats  # noqa: PLC0415
+
+    summary = stats.summarize(scores if scores else [])
+    return {f"{name}_iqm": summary["iqm"], f"{name}_iqm_low": summary["iqm_low"],
+            f"{name}_iqm_high": summary["iqm_high"]}
+
+
+def pm(mean, std) -> str:
+    """``mean ± std`` for a table ("-" when missing)."""
+    return "-" if mean is None else f"{mean:.1f} ± {std:.1f}"
+
+
+def iqm_text(row: dict, name: str) -> str:
+    """``IQM [low, high]`` of ``row``'s ``<name>_iqm*`` columns ("-" when missing)."""
+    value = row.get(f"{name}_iqm")
+    if value is None:
+        return "-"
+    return f"{value:.1f} [{row[f'{name}_iqm_low']:.1f}, {row[f'{name}_iqm_high']:.1f}]"
+
+
+def format_table(header: list[str], body: list[list[str]]) -> str:
+    """Aligned columns, one line per row."""
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip()
+                     for line in [header, *body])
+
+
+def _out_dir(args: argparse.Namespace, command: str = "compare",
+             request: str = REQUEST) -> Path:
+    """``--out``, checked, or a new ``runs/<command>-<YYYYmmdd-HHMMSS>``."""
     if args.out is None:
-        out = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
         i = 1
         while out.exists():
             i += 1
-            out = out.with_name(f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{i}")
+            out = out.with_name(f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{i}")
         return out
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: is a file, not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not args.force:
-        hint = (f", or --resume {out} to continue its comparison"
-                if (out / REQUEST).is_file() else "")
+        hint = (f", or --resume {out} to continue it" if (out / request).is_file() else "")
         raise RunError(f"--out {out}: the directory exists and is not empty; pass --force to "
                        f"replace its runs{hint}")
     rundir.check_writable(out, "--out")
@@ -187,17 +224,15 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 
 def table(rows: list[dict]) -> str:
-    """The comparison as an aligned text table, one line per variant."""
-    def pm(mean, std):
-        return "-" if mean is None else f"{mean:.1f} ± {std:.1f}"
-
+    """The comparison as an aligned text table, one line per variant: mean ± std over seeds
+    and the interquartile mean with its 95% bootstrap interval."""
     header = ["variant", "algorithm", "seeds", "env steps", "final train return",
-              "greedy eval return", "sampled eval return", "wall s", "steps/s"]
+              "greedy eval return", "greedy IQM [95% CI]", "sampled eval return",
+              "sampled IQM [95% CI]", "wall s", "steps/s"]
     body = [[r["variant"], r["algorithm"], str(r["seeds"]), f"{r['env_steps_per_seed']:,}",
              pm(r["final_train_return_mean"], r["final_train_return_std"]),
-             pm(r["eval_return_mean"], r["eval_return_std"]),
+             pm(r["eval_return_mean"], r["eval_return_std"]), iqm_text(r, "eval_return"),
              pm(r.get("eval_sampled_return_mean"), r.get("eval_sampled_return_std")),
+             iqm_text(r, "eval_sampled_return"),
              f"{r['wall_s']:.1f}", f"{r['steps_per_s'] or 0:,.0f}"] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(header, *body)]
-    return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip()
-                     for line in [header, *body])
+    return format_table(header, body)

@@ -94,7 +94,7 @@ def _stop_after() -> int | None:
 def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
               memory_note: str | None = None,
               callbacks: Sequence[Callback] | None = None,
-              resume_hint: str | None = None) -> Result:
+              resume_hint: str | None = None, runs=None) -> Result:
     """Trains (or continues) the run in ``directory`` whose config.yaml is written.
 
     Args:
@@ -107,6 +107,8 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
         :func:`default_callbacks`.
       resume_hint: the command that continues the run, printed when it stops early
         (default ``pgjax train --resume DIRECTORY``).
+      runs: a :class:`pgjax.host.programs.RunBatch` of ``training.num_seeds`` runs with
+        their own keys and hyperparameters (``pgjax sweep``); None: the config's seeds.
 
     Returns:
       A :class:`Result`: status, exit code (0; 1 diverged; 130 or 143 interrupted) and the
@@ -136,7 +138,7 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
                 else f"{derived.steps_per_update:,} env steps each")
         say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
             f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates ({each})")
-        programs = compile_programs(trainer, seeds)
+        programs = compile_programs(trainer, seeds, runs=runs)
         say(f"compiled in {programs.compile_s:.1f} s")
         phase = "restoring the checkpoint"
         restored = checkpoints.restore_good(programs.abstract) if resumed else None

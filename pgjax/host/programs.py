@@ -69,15 +69,24 @@ def over_seeds(fn: Callable, seeds: int, in_axes: Any = 0) -> Callable:
     return one
 
 
-def _vmapped_init(trainer, seeds: int):
+class RunBatch(NamedTuple):
+    """Runs that differ in their float hyperparameters too (``pgjax sweep``): the vmapped
+    axis is then runs, each with its own key and :class:`pgjax.HParams`, not seeds of one."""
+
+    keys: Any  # [R] run keys, used as seed keys are (split(key)[0] trains, [1] evaluates)
+    hparams: Any  # pgjax.HParams with leaves [R]
+
+
+def _vmapped_init(trainer, seeds: int, batched: bool = False):
     """``(keys [S], hparams) -> TrainState [S]``; hparams is an argument, not a constant, so
-    runs that differ only in float hyperparameters share one compiled program."""
+    runs that differ only in float hyperparameters share one compiled program (``batched``:
+    one per run, leaves ``[S]``; else the same for all)."""
     import jax  # noqa: PLC0415
 
     def init(key, hparams):
         return trainer.init(jax.random.split(key)[0], hparams)
 
-    return over_seeds(init, seeds, in_axes=(0, None))
+    return over_seeds(init, seeds, in_axes=(0, 0 if batched else None))
 
 
 def abstract_state(trainer, seeds: int):
@@ -137,7 +146,7 @@ def gc_paused():
 
 
 def compile_programs(trainer, seeds: int, *, train: bool = True,
-                     pipeline: bool = True) -> Programs:
+                     pipeline: bool = True, runs: RunBatch | None = None) -> Programs:
     """Lowers and compiles init, the chunk and evaluate (evaluate only, without ``train``).
 
     Evaluate is ``trainer.evaluate_both``: the greedy and the sampled returns from one
@@ -149,20 +158,27 @@ def compile_programs(trainer, seeds: int, *, train: bool = True,
     ~0.5 s of the default a2c config's ~3.7 s (two workers measured ~0.1 s faster than one
     or three on 2 cores). Without it, all are lowered first, then compiled, which
     splits ``lower_s`` from XLA's time cleanly (the compilation-cache benchmark).
+
+    With ``runs`` (``seeds`` of them), each run starts from its own key and hyperparameters
+    instead of :func:`seed_keys` and ``trainer.hparams``: the same programs, whose init
+    takes hparams batched.
     """
     with gc_paused():
-        return _compile_programs(trainer, seeds, train=train, pipeline=pipeline)
+        return _compile_programs(trainer, seeds, train=train, pipeline=pipeline, runs=runs)
 
 
-def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Programs:
+def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool,
+                      runs: RunBatch | None = None) -> Programs:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
     start = time.perf_counter()
 
     # Whole on every device, or split over them with training.split = "seeds".
-    keys = trainer.sharding.put_seeds(seed_keys(trainer.config, seeds))
-    init = _vmapped_init(trainer, seeds)
+    keys = trainer.sharding.put_seeds(seed_keys(trainer.config, seeds) if runs is None
+                                      else runs.keys)
+    hparams = trainer.hparams if runs is None else runs.hparams
+    init = _vmapped_init(trainer, seeds, batched=runs is not None)
 
     derived = trainer.derived
 
@@ -199,7 +215,7 @@ def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Pr
     if train and trainer.sharding.num_devices == 1:
         # One device holds every array, so init needs no out_shardings, and its one trace
         # gives the state's shapes too (no separate eval_shape: ~0.1 s before compiling starts).
-        traced_init = jax.jit(init).trace(keys, trainer.hparams)
+        traced_init = jax.jit(init).trace(keys, hparams)
         abstract = _laid_out(trainer, traced_init.out_info)
     else:
         abstract = abstract_state(trainer, seeds)
@@ -220,7 +236,7 @@ def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Pr
         if traced_init is not None:
             submit("init", traced_init, runs_once=True)
         elif train:
-            submit("init", jax.jit(init, out_shardings=shardings), keys, trainer.hparams,
+            submit("init", jax.jit(init, out_shardings=shardings), keys, hparams,
                    runs_once=True)
         if trainer.config.training.eval_episodes > 0 or not train:
             submit("evaluate", jax.jit(over_seeds(evaluate, seeds), out_shardings=whole),
@@ -235,7 +251,7 @@ def _compile_programs(trainer, seeds: int, *, train: bool, pipeline: bool) -> Pr
         if pool:
             pool.shutdown(cancel_futures=True)
     # hparams is an argument of the compiled init (see _vmapped_init); the run's are fixed.
-    compiled_init = (lambda k: compiled["init"](k, trainer.hparams)) if train else None
+    compiled_init = (lambda k: compiled["init"](k, hparams)) if train else None
     compiled_chunk = None
     if train:
         def compiled_chunk(states, updates: int):
