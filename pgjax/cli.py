@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser(
         "render", parents=[cache], help="animate one episode of a trained policy (GIF)",
         description="Run one episode of a seed's trained policy and draw it with gymnax's "
-                    "visualiser (classic control needs pygame; MinAtar, Catch and the misc "
+                    "visualiser (classic control with pgjax's own renderer; MinAtar, Catch and the misc "
                     "mazes need only matplotlib).")
     render.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by pgjax train")
     render.add_argument("--out", required=True, metavar="PATH",
