@@ -1,9 +1,12 @@
 # pgjax developer commands. `make test` works on a fresh machine with Python >= 3.10:
-# it creates .venv if missing, installs pgjax with its test extra, and runs the tests.
+# it creates .venv if missing, installs pgjax with its test extra (and tensorboard, whose
+# tracker tests then run: a few seconds to install), and runs the tests. The other trackers'
+# tests run once their extras are in: make install EXTRAS=test,tensorboard,wandb,mlflow
 PYTHON ?= python3
 VENV ?= .venv
+EXTRAS ?= test,tensorboard
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: install train test test-slow clean
 
@@ -13,7 +16,7 @@ $(BIN)/python:
 # Reinstall whenever pyproject.toml changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

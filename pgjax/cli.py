@@ -29,7 +29,7 @@ import sys
 import threading
 
 import pgjax  # first: its XLA CPU workaround must precede any computation
-from pgjax.config import ConfigError
+from pgjax.config import LOG_BACKENDS, ConfigError
 from pgjax.host import commands as _commands
 from pgjax.host import compare as _compare
 from pgjax.host import render as _render
@@ -82,6 +82,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
+LOG_HELP = (f"also log metrics, final evaluation and config to BACKEND: {', '.join(LOG_BACKENDS)} "
+            "(repeatable; adds to logging.backends; each needs its extra, e.g. "
+            "pip install 'pgjax[tensorboard]')")
 CACHE_HELP = ("persistent compilation cache (default $PGJAX_CACHE_DIR, else "
               "$XDG_CACHE_HOME/pgjax/jax or ~/.cache/pgjax/jax)")
 
@@ -130,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--restart", action="store_true",
                        help="with --resume: train RUN_DIR again from the start (its config.yaml), "
                             "replacing its metrics and checkpoints")
+    train.add_argument("--log", action="append", default=[], metavar="BACKEND", help=LOG_HELP)
 
     ev = commands.add_parser(
         "eval", parents=[cache], help="evaluate a run's checkpoint (mean ± std over seeds)",
@@ -186,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--resume", metavar="DIR",
                          help="continue the interrupted comparison in DIR: finished variants "
                               "are kept, the stopped one resumes, the rest start")
+    compare.add_argument("--log", action="append", default=[], metavar="BACKEND",
+                         help=LOG_HELP + "; one tracker run per config")
 
     sweep = commands.add_parser(
         "sweep", parents=[cache], help="sweep hyperparameters: one compiled program over "

@@ -1,13 +1,15 @@
 """Experiment configuration: frozen dataclasses, YAML files, ``--set`` overrides, validation.
 
-A :class:`Config` has five sections, each a frozen dataclass whose fields all have defaults
+A :class:`Config` has six sections, each a frozen dataclass whose fields all have defaults
 (chosen for A2C on gymnax ``CartPole-v1``):
 
 * ``env`` (:class:`EnvConfig`): the gymnax environment and overrides of its params;
 * ``algorithm`` (:class:`AlgorithmConfig`): the advantage estimator, surrogate and coefficients;
 * ``network`` (:class:`NetworkConfig`): layer sizes, activation and initialisation;
 * ``optimizer`` (:class:`OptimizerConfig`): Adam step sizes, gradient clipping, schedule;
-* ``training`` (:class:`TrainingConfig`): batch shape, budget, seeds, chunks of the host loop.
+* ``training`` (:class:`TrainingConfig`): batch shape, budget, seeds, chunks of the host loop;
+* ``logging`` (:class:`LoggingConfig`): experiment trackers (TensorBoard, W&B, MLflow) that
+  also receive the metrics.
 
 The YAML form maps one-to-one onto the fields; missing sections and keys take defaults::
 
@@ -52,7 +54,8 @@ import yaml
 
 from pgjax.errors import ConfigError
 from pgjax.schema import (ACTIVATIONS, AlgorithmConfig, Config, Derived, EnvConfig,  # noqa: F401
-                          EnvParams, IntOrWord, NetworkConfig, OptimizerConfig, TrainingConfig,
+                          EnvParams, IntOrWord, LOG_BACKENDS, LoggingConfig, NetworkConfig,
+                          OptimizerConfig, TrainingConfig,
                           _error, _hints, _SECTIONS, _unknown, _coerce, derive, validate)
 
 MAX_YAML_DEPTH = 16  # a config is 3 levels deep (section, key, env param); lists add a few

@@ -26,6 +26,9 @@ IntOrWord = Union[int, str]  # an int, or the word of _INT_OR_WORD for its key
 _INT_OR_WORD = {"training.devices": ("all", ">= 1"), "training.grad_slice_samples": ("auto", ">= 0")}
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "silu")
+# Experiment trackers a run can also log to (pgjax.host.tracking), each an optional extra:
+# pip install 'pgjax[tensorboard]'
+LOG_BACKENDS = ("tensorboard", "wandb", "mlflow")
 # An episodic algorithm's budget plus one update must fit its int32 count of env steps taken.
 MAX_EPISODIC_STEPS = 2**31 - 1
 
@@ -126,6 +129,23 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    """Experiment trackers that receive the run's metrics besides metrics.csv.
+
+    Where a run's numbers go, not what it computes: a run may resume with other backends
+    (``pgjax.host.config_io.RUNTIME_KEYS``).
+    """
+
+    # any of LOG_BACKENDS, each at most once (pgjax train --log adds to it); each needs its
+    # extra, e.g. pip install 'pgjax[tensorboard]'
+    backends: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if isinstance(self.backends, list):
+            object.__setattr__(self, "backends", tuple(self.backends))
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """A whole experiment: one field per section."""
 
@@ -134,6 +154,7 @@ class Config:
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,10 +256,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if typing.get_origin(hint) in (Union, types.UnionType):  # only `float | None` here
         (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return None if value is None else _coerce(key, value, inner)
-    if typing.get_origin(hint) is tuple:  # only tuple[int, ...] here
+    if typing.get_origin(hint) is tuple:  # tuple[int, ...] or tuple[str, ...] here
+        item = typing.get_args(hint)[0]
         if not isinstance(value, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, int) for v in value):
-            raise _error(key, value, "expected a list of ints")
+                isinstance(v, bool) or not isinstance(v, item) for v in value):
+            raise _error(key, value, f"expected a list of {'ints' if item is int else 'strings'}")
         return tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -287,7 +309,19 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "training.num_processes": _GE0,
     "training.join_timeout_s": _GT0,
     "training.split": ("must be 'envs' or 'seeds'", ("envs", "seeds").__contains__),
+    "logging.backends": (None, None),  # _check_backends: names the unknown one
 }
+
+
+def _check_backends(backends: tuple[str, ...]) -> None:
+    for name in backends:
+        if name not in LOG_BACKENDS:
+            close = difflib.get_close_matches(str(name), LOG_BACKENDS, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"expected {', '.join(LOG_BACKENDS)}"
+            raise ConfigError(f"logging.backends: {name!r}: unknown backend; {hint}")
+    if len(set(backends)) < len(backends):
+        twice = next(b for b in backends if backends.count(b) > 1)
+        raise _error("logging.backends", list(backends), f"{twice!r} is listed twice")
 
 
 def _rollout_length(config: Config, max_steps_in_episode: int | None) -> int | None:
@@ -333,6 +367,8 @@ def validate(config: Config, *, max_steps_in_episode: int | None = None) -> None
         value = getattr(getattr(config, section), name)
         if key == "algorithm.name":
             algorithm = algos.get(value)  # ConfigError naming the registered ones
+        elif key == "logging.backends":
+            _check_backends(value)
         elif not ok(value):
             raise _error(key, value, allowed)
     t = config.training

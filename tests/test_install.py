@@ -101,18 +101,33 @@ def test_every_direct_import_is_a_declared_dependency(installed):
     wheel, _, _ = installed
     with zipfile.ZipFile(wheel) as z:
         metadata = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA")))
-    declared = {_normalise(re.split(r"[ ;<>=!~\[(]", line.split(":", 1)[1].strip())[0])
-                for line in metadata.decode().splitlines()
-                if line.startswith("Requires-Dist:") and "extra ==" not in line}
-    imported = set()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.decode().splitlines()
+                if line.startswith("Requires-Dist:")]
+    declared = {_normalise(re.split(r"[ ;<>=!~\[(]", r)[0]) for r in requires
+                if "extra ==" not in r}
+    # The trackers' packages (pgjax[tensorboard], ...), imported only inside functions
+    extras = {_normalise(re.split(r"[ ;<>=!~\[(]", r)[0]) for r in requires
+              if "extra ==" in r and "extra == \"test\"" not in r}
+    imported, top_level = set(), set()
     for path in (ROOT / "pgjax").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
+                names = {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imported.add(node.module.split(".")[0])
+                names = {node.module.split(".")[0]}
+            else:
+                continue
+            imported |= names
+            if node in tree.body:
+                top_level |= names
     third_party = sorted(imported - set(sys.stdlib_module_names) - {"pgjax", "__future__"})
     distributions = importlib.metadata.packages_distributions()
-    missing = [m for m in third_party
-               if not {_normalise(d) for d in distributions.get(m, [m])} & declared]
+
+    def dists(module):
+        return {_normalise(d) for d in distributions.get(module, [module])}
+
+    missing = [m for m in third_party if not dists(m) & (declared | extras)]
     assert not missing, f"imported by pgjax/ but not in pyproject.toml's dependencies: {missing}"
+    optional = [m for m in top_level if m in third_party and not dists(m) & declared]
+    assert not optional, f"an extra's package imported at the top of a module: {optional}"

@@ -17,13 +17,15 @@ from pgjax.host import distributed, rundir
 from pgjax.host.checks import (build_trainer, check_eval_memory, check_memory, check_resume,
                                check_run_config)
 from pgjax.host.config_io import (config_diff, read_config, read_scaled_config,
-                                  resolve_config_path, run_config, scaling_lines, with_devices)
+                                  resolve_config_path, run_config, scaling_lines, with_devices,
+                                  with_logging)
 from pgjax.host.distributed import say
 from pgjax.host.loop import train_run
 from pgjax.host.display import steps_text
 from pgjax.host.programs import (abstract_state, compile_programs, env_steps_done,
                                    per_seed_returns)
 from pgjax.host.errors import RunError, StorageError
+from pgjax.host.tracking import check_backends
 
 
 def train(args: argparse.Namespace) -> int:
@@ -34,6 +36,8 @@ def train(args: argparse.Namespace) -> int:
         raise RunError("--restart starts a run again in place: use it with --resume RUN_DIR")
     path = resolve_config_path(args.config)
     config, scaling = read_scaled_config(path, args.set, args.seeds, args.devices)
+    config = with_logging(config, getattr(args, "log", None))
+    check_backends(config.logging.backends)
     directory = rundir.choose_run_dir(path, args.out, args.force)
     join(config, args)
     trainer = build_trainer(config)
@@ -74,6 +78,9 @@ def _resume(args: argparse.Namespace) -> int:
             raise RunError(f"--resume {directory}: the requested config differs from the "
                            f"run's in {', '.join(diff)}; resume without changes, or start "
                            "a new run")
+    # --log adds trackers for this session (logging.backends may change on resume)
+    config = with_logging(config, getattr(args, "log", None))
+    check_backends(config.logging.backends)
     join(config, args)
     lock = rundir.RunLock(directory, say).acquire() if distributed.is_primary() else None
     try:

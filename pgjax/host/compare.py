@@ -15,10 +15,12 @@ from pathlib import Path
 from pgjax.config import save_config
 from pgjax.host import distributed, rundir
 from pgjax.host.checks import build_trainer, check_memory
-from pgjax.host.config_io import read_scaled_config, resolve_config_path, scaling_lines
+from pgjax.host.config_io import (read_scaled_config, resolve_config_path, scaling_lines,
+                                  with_logging)
 from pgjax.host.distributed import say
 from pgjax.host.loop import train_run
 from pgjax.host.errors import RunError, StorageError
+from pgjax.host.tracking import check_backends
 
 
 REQUEST = "compare-request.json"  # what was asked, for --resume
@@ -35,11 +37,14 @@ def compare(args: argparse.Namespace) -> int:
         request = _read_request(out)
         args.configs, args.set = request["configs"], request["set"]
         args.seeds, args.devices = request["seeds"], request["devices"]
+        args.log = [*request["log"], *getattr(args, "log", [])]
     elif not args.configs:
         raise RunError("give one or more CONFIGs to compare, or --resume DIR")
     paths = [resolve_config_path(c) for c in args.configs]
     scaled = [read_scaled_config(p, args.set, args.seeds, args.devices) for p in paths]
-    configs = [s.config for s in scaled]
+    log = list(getattr(args, "log", None) or [])
+    configs = [with_logging(s.config, log) for s in scaled]  # --log: every variant logs
+    check_backends(dict.fromkeys(b for c in configs for b in c.logging.backends))
     for path, config in zip(paths, configs):
         if distributed.wanted(config):
             raise RunError(f"{path}: training.num_processes={config.training.num_processes}: "
@@ -63,7 +68,7 @@ def compare(args: argparse.Namespace) -> int:
         if not args.resume:
             rundir.write_json(out / REQUEST, {
                 "configs": [str(p) for p in paths], "set": list(args.set),
-                "seeds": args.seeds, "devices": args.devices})
+                "seeds": args.seeds, "devices": args.devices, "log": log})
         say(f"compare directory: {out}")
         results = []
         for label, path, config, trainer, note in zip(labels, paths, configs, trainers, notes):
@@ -92,7 +97,8 @@ def _read_request(out: Path) -> dict:
     if not isinstance(request, dict) or not isinstance(request.get("configs"), list):
         raise RunError(f"--resume {out}: {REQUEST} is damaged; start the comparison again")
     return {"configs": request["configs"], "set": list(request.get("set") or []),
-            "seeds": request.get("seeds"), "devices": request.get("devices")}
+            "seeds": request.get("seeds"), "devices": request.get("devices"),
+            "log": list(request.get("log") or [])}
 
 
 def _variant(out: Path, label: str, path: Path, config, trainer, note, changes, resume, *,

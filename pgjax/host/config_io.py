@@ -66,9 +66,19 @@ def with_devices(config: Config, devices: int | str | None) -> Config:
     return config if devices is None else apply_overrides(config, [f"training.devices={devices}"])
 
 
-# Where a run executes, not what it computes: a run may resume with other values.
+def with_logging(config: Config, backends: list[str] | None) -> Config:
+    """``config`` with ``backends`` (``--log``, repeatable) added to ``logging.backends``."""
+    added = [b for b in dict.fromkeys(backends or []) if b not in config.logging.backends]
+    if not added:
+        return config
+    value = "[" + ", ".join([*config.logging.backends, *added]) + "]"
+    return apply_overrides(config, [f"logging.backends={value}"])
+
+
+# Where a run executes (or logs), not what it computes: a run may resume with other values.
 RUNTIME_KEYS = ("training.devices", "training.split", "training.num_processes",
-                "training.coordinator_address", "training.join_timeout_s")
+                "training.coordinator_address", "training.join_timeout_s",
+                "logging.backends")
 
 
 def config_diff(old: Config, new: Config) -> list[str]:

@@ -45,13 +45,16 @@ from pgjax.host.errors import Interrupted, RunError, StorageError, exit_code_of
 from pgjax.host.programs import compile_programs, per_seed_returns, progress_by_seed
 from pgjax.host.rundir import Checkpoints, chunk_rows
 from pgjax.host.summary import Summary
+from pgjax.host.tracking import ConfigTrackers
 
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
 
 
 def default_callbacks() -> list[Callback]:
-    """What ``pgjax train`` runs with, in order: metrics.csv, checkpoints, progress, summary."""
-    return [MetricsCSV(), SaveCheckpoints(), ProgressDisplay(), Summary()]
+    """What ``pgjax train`` runs with, in order: metrics.csv, checkpoints, progress, summary,
+    and the experiment trackers of the run's ``logging.backends`` (:mod:`pgjax.host.tracking`;
+    none by default)."""
+    return [MetricsCSV(), SaveCheckpoints(), ProgressDisplay(), Summary(), ConfigTrackers()]
 
 
 class StopRequest:

@@ -8,6 +8,9 @@ Layout (see :mod:`pgjax.host.loop` for the loop that fills it)::
     summary.json   final evaluation, timings, status (written atomically)
     checkpoints/   chunk_<k>/: the latest, the previous and the best (by mean return), each
                    verified by checksums (:mod:`pgjax.host.checkpoints`)
+    tensorboard/, wandb/, mlflow.db, trackers.json
+                   with logging.backends: the experiment trackers' files and run ids
+                   (:mod:`pgjax.host.tracking`)
     .pgjax-lock    while a writer runs: who it is (:mod:`pgjax.host.lock`)
 
 One writer at a time holds the directory's lock; readers need none.
@@ -31,6 +34,9 @@ from pgjax.host.errors import RunError, StorageError
 from pgjax.host.lock import LOCK_FILE, RunLock  # noqa: F401
 
 RUN_FILES = ("config.yaml", "metrics.csv", "curve.png", "summary.json", "checkpoints")
+# What the experiment trackers (pgjax.host.tracking) leave: replaced with the run files, and
+# no evidence that a run kept anything (its checkpoints are)
+TRACKER_FILES = ("tensorboard", "wandb", "mlflow.db", "mlflow-artifacts", "trackers.json")
 FIXED_COLUMNS = ("chunk", "seed", "update", "env_steps", "wall_s")
 _EPISODE = ("episode_return", "episode_length", "episode_count")  # weighted by episode count
 
@@ -69,7 +75,7 @@ def check_writable(path: Path, flag: str) -> None:
 def never_started(path: Path) -> bool:
     """Whether ``path`` holds nothing a run kept: at most a config.yaml, the rows of a first
     chunk that was never checkpointed, a checkpoints/ without a checkpoint, and what an
-    interrupted start leaves (a stale lock, temporary files). Such a directory (a run stopped
+    interrupted start leaves (a stale lock, temporary files, the trackers' files). Such a directory (a run stopped
     before its first checkpoint) may be reused by a new run without --force, and
     ``--resume`` starts it from the beginning.
 
@@ -78,7 +84,7 @@ def never_started(path: Path) -> bool:
     ``--resume`` refuses it (unless ``--restart``).
     """
     for p in path.iterdir():
-        if p.name in ("config.yaml", LOCK_FILE) or p.name.endswith(".tmp"):
+        if p.name in ("config.yaml", LOCK_FILE, *TRACKER_FILES) or p.name.endswith(".tmp"):
             continue
         if p.name == "metrics.csv" and p.is_file() and MetricsFile(p).max_chunk() <= 1:
             continue
@@ -102,7 +108,7 @@ def create_run_dir(path: Path, force: bool, warn=print) -> RunLock:
             raise RunError(f"--out {path}: the directory exists and is not empty (another run "
                            f"wrote it just now); choose another --out, or --resume {path}")
         for target in path.iterdir():
-            if target.name in RUN_FILES or target.name.endswith(".tmp"):
+            if target.name in (*RUN_FILES, *TRACKER_FILES) or target.name.endswith(".tmp"):
                 if target.is_dir():
                     shutil.rmtree(target)
                 else:
