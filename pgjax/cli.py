@@ -216,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config field for every point (repeatable)")
     sweep.add_argument("--devices", type=_devices, metavar="D",
                        help="devices that split each run's environments (training.devices)")
+    sweep.add_argument("--log", action="append", default=[], metavar="BACKEND", help=LOG_HELP)
     sweep.add_argument("--out", metavar="DIR",
                        help="output directory (default runs/sweep-<YYYYmmdd-HHMMSS>)")
     sweep.add_argument("--force", action="store_true",

@@ -311,3 +311,30 @@ def test_compare_logs_each_variant(cache, work):
                     if value.HasField("simple_value"):
                         got[value.tag].append((event.step, value.simple_value))
         assert_same_series(got, expected_series(directory))
+
+
+def test_sweep_logs_each_program(cache, work):
+    pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed: "
+                                               "pip install 'pgjax[tensorboard]'")
+    out = pgjax(cache, work, "sweep", "cartpole_a2c", *TINY, "--grid",
+                "optimizer.actor_lr=1e-3,3e-3", "--out", "swp", "--log", "tensorboard")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert json.loads((work / "swp" / "sweep-request.json").read_text())["log"] == [
+        "tensorboard"]
+    directory = work / "swp" / "program-1"  # 2 points x 2 seeds: 4 runs, logged as seeds
+    got = defaultdict(list)
+    for path in (directory / "tensorboard").glob("events.out.tfevents.*"):
+        for event in read_events(path):
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    got[value.tag].append((event.step, value.simple_value))
+    assert "episode_return/seed_3" in got
+    assert_same_series(got, expected_series(directory))
+
+
+def test_sweep_missing_extra_is_one_line_exit_2(cache, work):
+    out = pgjax(cache, work, "sweep", "cartpole_a2c", *TINY, "--grid",
+                "optimizer.actor_lr=1e-3,3e-3", "--out", "swp-missing", "--log", "mlflow",
+                prelude="import sys; sys.modules['mlflow'] = None; ")
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "pgjax[mlflow]" in out.stderr and not (work / "swp-missing").exists()

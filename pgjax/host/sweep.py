@@ -39,9 +39,10 @@ import numpy as np
 from pgjax.config import ConfigError, config_from_dict, config_to_dict, save_config
 from pgjax.host import compare, distributed, rundir
 from pgjax.host.checks import build_trainer, check_memory
-from pgjax.host.config_io import read_config, resolve_config_path
+from pgjax.host.config_io import read_config, resolve_config_path, with_logging
 from pgjax.host.distributed import say
 from pgjax.host.errors import RunError, StorageError
+from pgjax.host.tracking import check_backends
 
 REQUEST = "sweep-request.json"  # what was asked, with the points drawn, for --resume
 
@@ -199,26 +200,30 @@ def sweep(args: argparse.Namespace) -> int:
     """``pgjax sweep``: every point trained, then the table, files and figure."""
     if args.resume:
         if (args.config or args.out or args.force or args.grid or args.range or args.set
-                or args.random is not None or args.seeds is not None):
+                or args.random is not None or args.seeds is not None):  # --log may add one
             raise RunError("--resume DIR continues that sweep as it was asked; drop CONFIG "
                            "and the other options")
         out = Path(args.resume)
         request = _read_request(out)
         path, overrides = Path(request["config"]), request["set"]
         seeds, devices, points = request["seeds"], request["devices"], request["points"]
+        log = [*(request.get("log") or []), *(getattr(args, "log", None) or [])]
     else:
         path, overrides, devices = resolve_config_path(args.config), args.set, args.devices
         base = read_config(path, overrides, args.seeds, devices)
         seeds = base.training.num_seeds
         points = make_points(args, base.training.seed)
-    base = read_config(path, overrides, seeds, devices)
+        log = list(getattr(args, "log", None) or [])
+    # --log: every program logs (its runs as seeds), like pgjax compare's variants
+    base = with_logging(read_config(path, overrides, seeds, devices), log)
+    check_backends(base.logging.backends)
     if distributed.wanted(base):
         raise RunError(f"{path}: training.num_processes={base.training.num_processes}: "
                        "pgjax sweep runs on one host")
     configs = []
     for point in points:  # every value checked before anything compiles
-        configs.append(read_config(path, [*overrides, *(f"{k}={v}" for k, v in point.items())],
-                                   seeds, devices))
+        configs.append(with_logging(read_config(
+            path, [*overrides, *(f"{k}={v}" for k, v in point.items())], seeds, devices), log))
         if configs[-1].training.num_seeds != seeds:
             raise ConfigError("training.num_seeds: give the seeds with --seeds, not --grid")
     programs = group_points(base, configs)
@@ -234,7 +239,7 @@ def sweep(args: argparse.Namespace) -> int:
             rundir.write_json(out / REQUEST, {
                 "config": str(path), "set": list(overrides), "seeds": seeds,
                 "devices": devices, "grid": list(args.grid), "range": list(args.range),
-                "random": args.random, "points": points})
+                "random": args.random, "points": points, "log": log})
         say(f"sweep directory: {out}: {len(points)} point(s) x {seeds} seed(s) in "
             f"{len(programs)} program(s)")
         summaries = []

@@ -60,6 +60,7 @@ from pgjax.host.rundir import FIXED_COLUMNS, write_json
 
 STATE_FILE = "trackers.json"  # in the run directory: each tracker's run id and last chunk
 COMPARE_REQUEST = "compare-request.json"  # pgjax.host.compare's: a run inside a comparison
+SWEEP_REQUEST = "sweep-request.json"  # pgjax.host.sweep's: a program of a sweep
 
 
 def check_backends(backends) -> None:
@@ -147,10 +148,10 @@ def hyperparameters(config) -> dict[str, bool | int | float | str]:
 
 
 def run_name(directory: Path) -> tuple[str, str | None]:
-    """The tracker run's name (the run directory's; ``COMPARE/VARIANT`` in a comparison)
-    and its group (the comparison's directory name, or None)."""
+    """The tracker run's name (the run directory's; ``COMPARE/VARIANT`` in a comparison,
+    ``SWEEP/program-<i>`` in a sweep) and its group (that directory's name, or None)."""
     parent = directory.resolve().parent
-    if (parent / COMPARE_REQUEST).is_file():
+    if any((parent / name).is_file() for name in (COMPARE_REQUEST, SWEEP_REQUEST)):
         return f"{parent.name}/{directory.name}", parent.name
     return directory.resolve().name, None
 
