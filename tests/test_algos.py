@@ -82,8 +82,11 @@ def test_nothing_outside_algos_compares_an_algorithm_name():
     root = pathlib.Path(__file__).resolve().parents[1] / "pgjax"
     names = set(algos.names())
     found = []
+    # The plain-JAX reference (pgjax bench --reference) is a hand-written A2C and PPO, not a
+    # seam of pgjax: naming the two algorithms it implements is its point.
+    exempt = {root / "bench" / "reference.py"}
     for path in root.rglob("*.py"):
-        if "algos" in path.parts:
+        if "algos" in path.parts or path in exempt:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Compare):

@@ -196,6 +196,17 @@ def read_events(path):
     return events
 
 
+def tensorboard_series(directory):
+    """tag -> [(step, value)] of every scalar in the run's TensorBoard event files."""
+    got = defaultdict(list)
+    for path in (directory / "tensorboard").glob("events.out.tfevents.*"):
+        for event in read_events(path):
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    got[value.tag].append((event.step, value.simple_value))
+    return got
+
+
 def test_tensorboard_matches_metrics_csv_and_resumes_without_duplicates(cache, work):
     pytest.importorskip("tensorboardX", reason="the tensorboard extra is not installed: "
                                                "pip install 'pgjax[tensorboard]'")
@@ -304,12 +315,7 @@ def test_compare_logs_each_variant(cache, work):
     for label in ("cartpole_a2c", "cartpole_a2c-2"):
         directory = work / "cmp" / label
         assert "tensorboard" in (directory / "config.yaml").read_text()
-        got = defaultdict(list)
-        for path in (directory / "tensorboard").glob("events.out.tfevents.*"):
-            for event in read_events(path):
-                for value in event.summary.value:
-                    if value.HasField("simple_value"):
-                        got[value.tag].append((event.step, value.simple_value))
+        got = tensorboard_series(directory)
         assert_same_series(got, expected_series(directory))
 
 
@@ -322,12 +328,7 @@ def test_sweep_logs_each_program(cache, work):
     assert json.loads((work / "swp" / "sweep-request.json").read_text())["log"] == [
         "tensorboard"]
     directory = work / "swp" / "program-1"  # 2 points x 2 seeds: 4 runs, logged as seeds
-    got = defaultdict(list)
-    for path in (directory / "tensorboard").glob("events.out.tfevents.*"):
-        for event in read_events(path):
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    got[value.tag].append((event.step, value.simple_value))
+    got = tensorboard_series(directory)
     assert "episode_return/seed_3" in got
     assert_same_series(got, expected_series(directory))
 

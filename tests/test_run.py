@@ -69,6 +69,18 @@ def assert_same_final_state(directory, ref_dir):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def assert_same_run(directory, ref_dir):
+    """A resumed run equals the uninterrupted one: metrics.csv rows (but wall time), final
+    state bit for bit, final evaluation; returns both summaries."""
+    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
+        rows(ref_dir / "metrics.csv"))
+    assert_same_final_state(directory, ref_dir)
+    summary = json.loads((directory / "summary.json").read_text())
+    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    assert summary["eval_returns"] == ref_summary["eval_returns"]
+    return summary, ref_summary
+
+
 def restore_latest(directory):
     config = load_config(directory / "config.yaml")
     trainer = checks.build_trainer(config)
@@ -156,13 +168,8 @@ def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
     out = pgjax_run(cache, work, "train", "--resume", "cut")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "resuming after chunk 2/4" in out.stdout
-    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
-        rows(ref_dir / "metrics.csv"))
     assert restore_latest(directory)[2]["chunk"] == 4
-    assert_same_final_state(directory, ref_dir)
-    summary = json.loads((directory / "summary.json").read_text())
-    ref_summary = json.loads((ref_dir / "summary.json").read_text())
-    assert summary["eval_returns"] == ref_summary["eval_returns"]
+    assert_same_run(directory, ref_dir)
 
 
 @pytest.fixture(scope="module")
@@ -201,12 +208,7 @@ def test_uneven_interrupt_and_resume_is_bit_identical(uneven, cache, work):
     out = pgjax_run(cache, work, "train", "--resume", "uneven-cut")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "resuming after chunk 1/4 (1,024 env steps)" in out.stdout
-    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
-        rows(ref_dir / "metrics.csv"))
-    assert_same_final_state(directory, ref_dir)
-    summary = json.loads((directory / "summary.json").read_text())
-    ref_summary = json.loads((ref_dir / "summary.json").read_text())
-    assert summary["eval_returns"] == ref_summary["eval_returns"]
+    assert_same_run(directory, ref_dir)
 
 
 # REINFORCE: one episode per env per update, padded to 50 steps (200 per update at most).
@@ -259,12 +261,7 @@ def test_episodic_interrupt_and_resume_is_bit_identical(episodic, cache, work):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     resumed = re.search(r"resuming after chunk 2/4 \(([\d,]+)", out.stdout)
     assert resumed and 600 <= int(resumed[1].replace(",", "")) < 800, out.stdout[-2000:]
-    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
-        rows(ref_dir / "metrics.csv"))
-    assert_same_final_state(directory, ref_dir)
-    summary = json.loads((directory / "summary.json").read_text())
-    ref_summary = json.loads((ref_dir / "summary.json").read_text())
-    assert summary["eval_returns"] == ref_summary["eval_returns"]
+    summary, ref_summary = assert_same_run(directory, ref_dir)
     assert summary["env_steps_by_seed"] == ref_summary["env_steps_by_seed"]
 
 
@@ -283,15 +280,10 @@ def test_recurrent_interrupt_and_resume_is_bit_identical(cache, work):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "resuming after chunk 2/4" in out.stdout
     ref_dir, directory = work / "gru", work / "gru-cut"
-    assert without_wall(rows(directory / "metrics.csv")) == without_wall(
-        rows(ref_dir / "metrics.csv"))
-    assert_same_final_state(directory, ref_dir)
+    assert_same_run(directory, ref_dir)
     _, state, _ = restore_latest(directory)
     carry = jax.tree.leaves(state.rollout.carry)
     assert carry and all(np.shape(c) == (2, 4, 8) for c in carry)  # [seeds, envs, gru_size]
-    summary = json.loads((directory / "summary.json").read_text())
-    ref_summary = json.loads((ref_dir / "summary.json").read_text())
-    assert summary["eval_returns"] == ref_summary["eval_returns"]
 
 
 def test_sigint_finishes_the_chunk_and_leaves_a_checkpoint(reference, cache, work):

@@ -85,17 +85,9 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def _read_request(out: Path) -> dict:
-    try:
-        request = json.loads((out / REQUEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"--resume {out}: not a pgjax compare directory (no {REQUEST})") from None
-    except ValueError:
-        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the comparison again "
-                       "with --force") from None
-    except OSError as error:
-        raise StorageError.from_os(error, out / REQUEST, "read") from None
-    if not isinstance(request, dict) or not isinstance(request.get("configs"), list):
-        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the comparison again")
+    request = rundir.read_request(out, REQUEST, "compare", ["configs"])
+    if not isinstance(request["configs"], list):
+        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the compare again")
     return {"configs": request["configs"], "set": list(request.get("set") or []),
             "seeds": request.get("seeds"), "devices": request.get("devices"),
             "log": list(request.get("log") or [])}

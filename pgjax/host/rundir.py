@@ -136,6 +136,23 @@ def write_json(path: Path, data: Any) -> None:
         raise StorageError.from_os(error, path) from None
 
 
+def read_request(out: Path, name: str, command: str, keys: Sequence[str]) -> dict:
+    """The JSON request file ``name`` of a ``pgjax COMMAND`` directory (compare, sweep) for
+    ``--resume``: a dict with every one of ``keys``, else a one-line RunError."""
+    path, again = out / name, f"start the {command} again"
+    try:
+        request = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"--resume {out}: not a pgjax {command} directory (no {name})") from None
+    except ValueError:
+        raise RunError(f"--resume {out}: {name} is damaged; {again} with --force") from None
+    except OSError as error:
+        raise StorageError.from_os(error, path, "read") from None
+    if not isinstance(request, dict) or any(k not in request for k in keys):
+        raise RunError(f"--resume {out}: {name} is damaged; {again}")
+    return request
+
+
 class MetricsFile:
     """``metrics.csv``: one row per chunk per seed, flushed and fsynced after every chunk."""
 

@@ -261,19 +261,8 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def _read_request(out: Path) -> dict:
-    try:
-        request = json.loads((out / REQUEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"--resume {out}: not a pgjax sweep directory (no {REQUEST})") from None
-    except ValueError:
-        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the sweep again with "
-                       "--force") from None
-    except OSError as error:
-        raise StorageError.from_os(error, out / REQUEST, "read") from None
-    keys = ("config", "set", "seeds", "devices", "points")
-    if not isinstance(request, dict) or any(k not in request for k in keys):
-        raise RunError(f"--resume {out}: {REQUEST} is damaged; start the sweep again")
-    return request
+    return rundir.read_request(out, REQUEST, "sweep",
+                               ("config", "set", "seeds", "devices", "points"))
 
 
 # ------------------------------------------------------------------ the results
