@@ -162,6 +162,8 @@ def test_single_env_loop_backprop_matches_finite_differences():
     np.testing.assert_allclose(loop.reward_to_go(np.ones(3), 0.5), (g - g.mean()) / g.std(), rtol=1e-6)
 
 
+# A benchmark script end to end (20-25 s): make test-slow runs it, CI's fast suite not.
+@pytest.mark.slow
 def test_time_to_solve_script_runs_the_product_programs(tmp_path):
     """benchmarks/time_to_solve.py end to end: one seed and a batch of 2, through --set."""
     import pathlib
@@ -184,6 +186,8 @@ def test_time_to_solve_script_runs_the_product_programs(tmp_path):
     assert single["solved"] == [True] and all(batched["solved"])
 
 
+# A benchmark script end to end (20-25 s): make test-slow runs it, CI's fast suite not.
+@pytest.mark.slow
 def test_large_batch_script_counts_updates_and_env_steps_to_target(tmp_path):
     """benchmarks/large_batch.py end to end on a tiny budget: the rule's changes are recorded,
     and steps to target are the update count at the reaching evaluation times the batch."""
