@@ -26,10 +26,9 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/pgjax train $(ARGS)
 
-# Fast suite (unit tests, doctests, README examples, CI-sized learning tests), on every core:
-# pytest-xdist gives each worker whole test files (their module fixtures share compiled runs).
+# Fast suite (unit tests, doctests, README examples, CI-sized learning tests).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Long learning runs, excluded from `make test` and CI.
 # (pytest exits 5 when no test is marked slow; that is reported, not treated as a failure.)
