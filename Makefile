@@ -26,9 +26,10 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/pgjax train $(ARGS)
 
-# Fast suite (unit tests, doctests, README examples, CI-sized learning tests).
+# Fast suite (unit tests, doctests, README examples, CI-sized learning tests), one test
+# file per core (pytest-xdist; a file's module fixtures stay in one process).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile $(PYTEST_ARGS)
 
 # Long learning runs, excluded from `make test` and CI.
 # (pytest exits 5 when no test is marked slow; that is reported, not treated as a failure.)

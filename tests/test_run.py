@@ -147,6 +147,7 @@ def test_eval_reproduces_the_final_evaluation(reference, cache, work):
 
 def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
     ref_dir, ref_out = reference
+    compiled = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
     out = pgjax_run(cache, work, "train", *TINY, "--out", "cut",
                     env=_env(PGJAX_STOP_AFTER_CHUNKS="2"))
     assert out.returncode == 130, out.stdout[-3000:] + out.stderr[-3000:]
@@ -156,11 +157,11 @@ def test_interrupt_and_resume_is_bit_identical(reference, cache, work):
     assert len(rows(directory / "metrics.csv")) == 4
     assert json.loads((directory / "summary.json").read_text())["status"] == "interrupted"
 
-    # The compilation cache: this run found every program compiled by the reference run.
-    cold = json.loads((ref_dir / "summary.json").read_text())["compile_s"]
-    warm = json.loads((directory / "summary.json").read_text())["compile_s"]
-    assert warm < 0.5 * cold, (cold, warm)
-    assert any(p.name.startswith("jit_chunk") for p in cache.iterdir())
+    # The compilation cache: this run found every program compiled by the reference run, so
+    # it wrote none: a miss writes (or rewrites) an entry. Deterministic, where timing the
+    # compile against the cold run's depends on the machine's load.
+    assert any(name.startswith("jit_chunk") for name in compiled)
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == compiled
 
     # A row reported after the last checkpoint (a crash between the two) is dropped on resume.
     with open(directory / "metrics.csv", "a") as f:

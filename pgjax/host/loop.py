@@ -253,6 +253,8 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
         try:
             if stop.signum is not None:  # came during the last chunk: stop before evaluating
                 raise Interrupted(stop.signum)
+            if os.environ.get("PGJAX_SIGTERM_IN_EVALUATION"):  # test hook: SIGTERM comes now
+                os.kill(os.getpid(), signal.SIGTERM)
             evaluation = per_seed_returns(programs.evaluate(final_state, programs.keys))
         except KeyboardInterrupt as stop:
             for callback in callbacks:
