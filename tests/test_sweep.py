@@ -130,7 +130,10 @@ def test_shape_key_gives_two_programs(cache, work, capsys):
     assert [(p["name"], p["shape_overrides"], p["runs"]) for p in result["programs"]] == [
         ("program-1", [], 2), ("program-2", ["training.num_envs=8"], 2)]
     assert len(result["points"]) == 4
-    assert "2 program(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 program(s)" in printed
+    # The vmapped axis of a sweep's program is its runs (points x seeds), and says so.
+    assert "2 run(s) x" in printed and "seed(s)" not in printed.replace("x 1 seed(s)", "")
 
 
 def test_best_yaml_loads_and_trains(swept, cache, work):

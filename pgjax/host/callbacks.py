@@ -66,6 +66,9 @@ class RunContext:
     start_elapsed_s: float  # wall time of the earlier sessions of a resumed run
     primary: bool  # process 0 (or the only process): the one that writes the run's files
     printer: Callable[[str], None] = say  # where ctx.say goes: a live display replaces it
+    # what the vmapped axis holds, for people: the config's seeds, or a sweep's runs
+    # (points x seeds, each with its own hyperparameters)
+    unit: str = "seed"
 
     @property
     def config(self):

@@ -127,6 +127,7 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     config, derived = trainer.config, trainer.derived
     seeds = config.training.num_seeds
     hint = resume_hint or f"pgjax train --resume {directory}"
+    unit = "seed" if runs is None else "run"
     checkpoints = Checkpoints(directory / "checkpoints", warn=say)  # every process restores
     if memory_note:
         say(memory_note)
@@ -139,7 +140,7 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
         each = (f"whole episodes, up to {derived.steps_per_update:,} env steps each; chunks "
                 f"end at every {derived.chunk_target(1):,} env steps taken" if derived.episodic
                 else f"{derived.steps_per_update:,} env steps each")
-        say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} seed(s) x "
+        say(f"compiling {config.algorithm.name} on {config.env.name}: {seeds} {unit}(s) x "
             f"{derived.num_chunks} chunks of {chunk_lengths(derived)} updates ({each})")
         programs = compile_programs(trainer, seeds, runs=runs)
         say(f"compiled in {programs.compile_s:.1f} s")
@@ -167,7 +168,7 @@ def train_run(directory: Path, trainer, *, label: str, resumed: bool = False,
     except KeyboardInterrupt as stop:  # Interrupted too (SIGTERM)
         return _stopped_early(stop, phase, checkpoints, hint)
     ctx = RunContext(directory, trainer, label, programs, checkpoints, start_chunk=done,
-                     start_elapsed_s=elapsed, primary=distributed.is_primary())
+                     start_elapsed_s=elapsed, primary=distributed.is_primary(), unit=unit)
     status, message, session_steps, session_s = "complete", "", 0, 0.0
     stop_after, ran = _stop_after(), 0
     try:

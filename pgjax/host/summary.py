@@ -34,8 +34,9 @@ class Summary(Callback):
             threshold = plot.solve_threshold(config.env.name, config.env.params)
             plot.plot_curves([curve], directory / "curve.png", threshold=threshold,
                              title=f"{config.env.name}, {config.algorithm.name}")
-        lines = [f"{end.status}: {config.env.name} {config.algorithm.name}, {seeds} seed(s), "
-                 f"{summary['env_steps_per_seed']:,}/{derived.env_steps:,} env steps per seed"]
+        lines = [f"{end.status}: {config.env.name} {config.algorithm.name}, {seeds} {ctx.unit}(s), "
+                 f"{summary['env_steps_per_seed']:,}/{derived.env_steps:,} env steps per "
+                 f"{ctx.unit}"]
         if end.evaluation is not None:
             greedy, sampled = end.evaluation
             summary.update(eval_return_mean=float(greedy.mean()),
@@ -46,7 +47,7 @@ class Summary(Callback):
                            eval_episodes=config.training.eval_episodes)
             lines.append(f"final evaluation: greedy {greedy.mean():.1f} ± {greedy.std():.1f}, "
                          f"sampled {sampled.mean():.1f} ± {sampled.std():.1f} over {seeds} "
-                         f"seed(s) ({config.training.eval_episodes} episodes each)")
+                         f"{ctx.unit}(s) ({config.training.eval_episodes} episodes each)")
         rate, compile_s = summary["steps_per_s"], ctx.programs.compile_s
         lines.append(f"wall time {end.wall_s:.1f} s, compile {compile_s:.1f} s"
                      + (f", {rate:,.0f} env steps/s (all seeds)" if rate else ""))
