@@ -32,6 +32,10 @@ ppo), each key below is re-derived from the preset's value unless it is set expl
 * PPO, ``algorithm.recompute_advantages``: on when the rollout got shorter. Value information
   travels ``n_steps`` steps per update; recomputing advantages and targets with the current
   critic before each epoch makes that ``epochs * n_steps`` again.
+* A recurrent network (``network.gru_size > 0``) keeps the preset's ``n_steps`` (its
+  gradients reach back at most one rollout, so a shorter one would shorten its memory; and
+  so nothing is recomputed), and PPO's minibatches are whole env sequences: their count is
+  the divisor of ``N`` nearest the minibatch size above.
 * a2c, ``optimizer.anneal_lr``: on, so the larger steps end small (a2c has no clip).
 * a2c, ``algorithm.normalize_advantages``: on. A large batch fits the critic well, so the
   advantages shrink as the policy improves; unnormalised, the fixed entropy bonus then
@@ -110,6 +114,11 @@ class _Rule:
         self.batch0 = self.n0 * config.algorithm.n_steps
         self.round, self.divisor_near = _round, _divisor_near
 
+    @property
+    def recurrent(self) -> bool:
+        """The built-in networks have a GRU (``network.gru_size > 0``)."""
+        return bool(self.get("network.gru_size"))
+
     def explicit_has(self, key: str) -> bool:
         return key in self._explicit
 
@@ -128,10 +137,12 @@ class _Rule:
 
     def shrink_n_steps(self) -> int:
         """Sets ``algorithm.n_steps`` to ``T0 * n0 / N`` rounded down to a power of two, at
-        least :data:`MIN_STEPS` (unless explicit, or ``T0 <= MIN_STEPS``); returns the T used."""
+        least :data:`MIN_STEPS` (unless explicit, ``T0 <= MIN_STEPS``, or a recurrent network,
+        whose gradients reach back ``n_steps`` steps at most); returns the T used."""
         t0 = self.config.algorithm.n_steps
         steps = self.get("algorithm.n_steps")
-        if not self.explicit_has("algorithm.n_steps") and t0 > MIN_STEPS:
+        if not self.explicit_has("algorithm.n_steps") and t0 > MIN_STEPS \
+                and not self.recurrent:
             steps = max(MIN_STEPS, min(t0, _pow2_floor(t0 * self.n0 / self.num_envs)))
             self.put("algorithm.n_steps", steps,
                      f"{t0} * {self.n0}/{self.num_envs}, at least {MIN_STEPS}")

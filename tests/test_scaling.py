@@ -54,6 +54,26 @@ def test_a2c_rule_by_hand():
     assert c.optimizer.anneal_lr and c.algorithm.normalize_advantages
 
 
+def test_a_recurrent_network_keeps_its_sequences():
+    # GRU: T stays 32 (gradients reach back one rollout), nothing is recomputed (not
+    # supported with a carry), and minibatches are whole sequences of whole envs. N = 96:
+    # B = 3072, mb = 128 * sqrt(3072/512) = 313.5 -> 256 samples (the nearest divisor of B)
+    # = 8 envs (a divisor of 96), so 12 minibatches of 8 x 32.
+    scaled = scale_to_num_envs(_ppo(), 96, explicit={"network.gru_size": 16})
+    a = scaled.config.algorithm
+    assert (a.n_steps, a.minibatches, a.recompute_advantages) == (32, 12, False)
+    assert "as whole sequences of 8 envs" in "\n".join(scaled.changes)
+    # An explicit shorter rollout is kept and still recomputes nothing; the config trains.
+    config = apply_overrides_scaled(_ppo(), ["network.gru_size=8", "training.num_envs=40",
+                                             "algorithm.n_steps=16"]).config
+    assert config.algorithm.n_steps == 16 and not config.algorithm.recompute_advantages
+    assert config.training.num_envs % config.algorithm.minibatches == 0
+    make_train(config)  # the recurrent checks of make_train pass
+    a2c = scale_to_num_envs(apply_overrides(Config(), ["algorithm.n_steps=32"]), 1024,
+                            explicit={"network.gru_size": 16}).config
+    assert a2c.algorithm.n_steps == 32
+
+
 @pytest.mark.parametrize("n", [1, 8, 16])
 def test_nothing_changes_at_or_below_the_tuned_num_envs(n):
     config = _ppo()

@@ -93,13 +93,16 @@ class PPO(NStep):
         mb0 = batch0 // a.minibatches
         if not rule.explicit_has("algorithm.minibatches"):
             mb = rule.divisor_near(batch, mb0 * math.sqrt(batch / batch0))
+            why = f"minibatch {mb0} -> {mb} samples = {mb0} * sqrt({batch}/{batch0})"
+            if rule.recurrent:  # minibatches of whole env sequences: a divisor of N
+                envs = rule.divisor_near(rule.num_envs, mb / steps)
+                mb, why = steps * envs, f"{why}, as whole sequences of {envs} envs"
             minibatches = batch // mb
-            rule.put("algorithm.minibatches", minibatches, f"minibatch {mb0} -> {mb} samples = "
-                     f"{mb0} * sqrt({batch}/{batch0})")
+            rule.put("algorithm.minibatches", minibatches, why)
         mb = max(batch // minibatches, 1)
         if not rule.get("network.shared_trunk") and mb > mb0:
             rule.put("optimizer.critic_lr", rule.round(o.critic_lr * math.sqrt(mb / mb0)),
                      f"x sqrt({mb}/{mb0})")
-        if steps < a.n_steps:
+        if steps < a.n_steps and not rule.recurrent:  # (not with a GRU yet: pgjax.train)
             rule.put("algorithm.recompute_advantages", True,
                      f"n_steps {a.n_steps} -> {steps}: recompute before each epoch")
