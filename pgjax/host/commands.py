@@ -199,7 +199,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def envs(args: argparse.Namespace) -> int:
     """``pgjax envs``: every registered env with its spaces, or why it is not supported; then
     the env families, installed or not (with the extra that installs each missing one)."""
-    from pgjax.envs import env_names, families, make_env  # noqa: PLC0415
+    from pgjax.envs import env_names, make_env  # noqa: PLC0415
 
     names = env_names()
     width = max(len(name) for _, name, _ in names)
@@ -215,13 +215,23 @@ def envs(args: argparse.Namespace) -> int:
         space = spec.action_space
         action = (f"Discrete({space.n})" if spec.discrete
                   else f"Box(shape={space.shape}, low={space.low}, high={space.high})")
-        obs = (f"Discrete({spec.obs_num_values})" if spec.discrete_obs  # one-hot encoded
-               else spec.obs_shape)
-        if spec.discrete_obs and spec.obs_shape:  # an image of indices, each one-hot encoded
-            obs = f"{spec.obs_shape} of Discrete({spec.obs_num_values})"
+        obs = spec.obs_shape
+        if spec.discrete_obs:  # indices, one-hot encoded: one, or an image of them
+            obs = (f"{spec.obs_shape} of " if spec.obs_shape else "") + \
+                f"Discrete({spec.obs_num_values})"
         print(f"{name:<{width}}  obs {obs}  action {action}  "
               f"max_steps {spec.max_steps_in_episode}")
-    counts = {}
+    for line in family_lines(names):
+        print(line)
+    return 0
+
+
+def family_lines(names: list[tuple[str, str, str | None]]) -> list[str]:
+    """The end of ``pgjax envs``: the installed env families (with how many envs each lists,
+    from ``names``, :func:`pgjax.envs.env_names`'s rows), then those whose extra is missing."""
+    from pgjax.envs import families  # noqa: PLC0415
+
+    counts: dict[str, int] = {}
     for family, _, _ in names:
         counts[family] = counts.get(family, 0) + 1
     installed, absent = [], []
@@ -229,9 +239,9 @@ def envs(args: argparse.Namespace) -> int:
         if family.missing() is not None:
             absent.append(f"{family.name} (pip install 'pgjax[{family.extra or family.name}]')")
         else:  # a family that lists no names builds names of its own form (import paths)
-            installed.append(f"{family.name} ({counts.get(family.name, 0)} envs)"
+            installed.append(f"{family.name} ({counts[family.name]} envs)"
                              if family.name in counts else family.name)
-    print(f"env families: {', '.join(installed)}")
+    lines = [f"env families: {', '.join(installed)}"]
     if absent:
-        print(f"not installed: {', '.join(absent)}")
-    return 0
+        lines.append(f"not installed: {', '.join(absent)}")
+    return lines
