@@ -224,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", metavar="DIR",
                        help="continue the interrupted sweep in DIR")
 
-    commands.add_parser("envs", help="list the gymnax environments with their observation and "
-                                     "action spaces")
+    commands.add_parser("envs", help="list the environments of every installed env family with "
+                                     "their observation and action spaces, then the families")
     # Its options belong to pgjax.bench, imported only when it runs: main() passes them on.
     commands.add_parser("bench", add_help=False, help="throughput benchmarks (pgjax bench --help)")
     return parser

@@ -154,6 +154,8 @@ class _Net(nn.Module):
             x = obs.astype(jnp.float32)
         else:  # [..., *obs_shape, n], flattened below
             x = jax.nn.one_hot(obs, self.spec.obs_num_values, dtype=jnp.float32)
+            if self.spec.obs_shape:  # an image of indices: [..., H, W, C * n] for the CNN
+                x = x.reshape(x.shape[:-2] + (-1,))
         for i, channels in enumerate(self.cnn_channels):
             conv = nn.Conv(
                 channels,

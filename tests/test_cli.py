@@ -40,6 +40,11 @@ def test_envs_lists_spaces():
     assert "Box(shape=(1,), low=-2.0, high=2.0)" in lines["Pendulum-v1"]
     assert "obs (10, 10, 4)" in lines["Breakout-MinAtar"]
     assert "obs Discrete(16)" in lines["FrozenLake-misc"]  # a state index, one-hot encoded
+    families = lines["env"]  # "env families: gymnax (26 envs), gymnax-api, ...": the installed
+    assert families.startswith("env families: gymnax (") and "gymnax-api" in families
+    for family in ("brax", "xminigrid"):  # each either installed or named with its extra
+        assert family in families or f"{family} (pip install 'pgjax[{family}]')" in lines.get(
+            "not", "")
 
 
 # ------------------------------------------------------------------ help and README

@@ -21,7 +21,10 @@ def _renderable() -> list[str]:
     names = []
     for _, name, unsupported in env_names():
         if unsupported is None:
-            env = make_env(name)
+            try:
+                env = make_env(name)
+            except ValueError:  # needs params to be built (an XLand task: its ruleset)
+                continue
             problem = getattr(env, "render_problem", lambda: "no render method")
             if hasattr(env, "render") and problem() is None:
                 names.append(name)

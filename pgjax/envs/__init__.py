@@ -7,6 +7,9 @@ statistics.
   only module that imports gymnax;
 * :mod:`pgjax.envs.gymnax_api`: any env written to gymnax's interface (gymnax 1.x or
   <= 0.0.9, Craftax) by import path, ``"package.module:Factory"`` (:func:`wrap_gymnax_api`);
+* :mod:`pgjax.envs.brax`: Brax's envs (``"brax:inverted_pendulum"``), with ``pgjax[brax]``;
+* :mod:`pgjax.envs.xminigrid`: XLand-MiniGrid's envs (``"MiniGrid-Empty-5x5"``), with
+  ``pgjax[xminigrid]``;
 * :mod:`pgjax.envs.classic_control`: frames and GIFs of gymnax's classic-control envs, drawn
   without pygame (what :class:`GymnaxEnv`'s ``render`` uses for them);
 * :mod:`pgjax.envs.obs`: observation statistics (:class:`ObsStats`,
@@ -19,6 +22,8 @@ Or pass any object following :class:`Env` to ``make_train(config, env=...)``.
 
 from pgjax.envs import gymnax as _gymnax  # noqa: F401  (registers the gymnax family first)
 from pgjax.envs import gymnax_api as _gymnax_api  # noqa: F401  (any env by import path)
+from pgjax.envs import xminigrid as _xminigrid  # noqa: F401  (pgjax[xminigrid]; imports it lazily)
+from pgjax.envs import brax as _brax  # noqa: F401  (pgjax[brax]; imports brax lazily)
 from pgjax.envs.base import (Env, EnvFamily, EnvStep, env_names, families, find_family,
                              make_env, register_family)
 from pgjax.envs.gymnax import GymnaxEnv, wrap_env

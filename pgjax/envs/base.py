@@ -19,7 +19,9 @@ Optional: ``render(states, returns, path)`` draws an episode from the env state 
 step (``pgjax render``); ``render_problem()`` says why it cannot (None when it can).
 
 An env family is a named way of building envs by name (:func:`register_family`);
-:func:`make_env` looks a name up in every family, or in one with ``"family:name"``.
+:func:`make_env` looks a name up in every family, or in one with ``"family:name"``. A family
+whose library is an optional extra (``pgjax[brax]``) is registered whether or not the extra is
+installed: without it, it lists no names, and ``"family:name"`` is one line naming the extra.
 """
 
 from __future__ import annotations
@@ -55,6 +57,19 @@ class EnvStep(NamedTuple):
     final_obs: Array
 
 
+def select_reset(done: Array, fresh: Any, stepped: Any) -> Any:
+    """``fresh`` (a reset's state or observation) where ``done``, else ``stepped``, leaf by
+    leaf: an adapter's auto-reset for one env (``done`` a bool scalar). A reset leaf of another
+    dtype than the stepped one (a weakly typed zero) takes the stepped leaf's dtype, so the
+    state's structure and dtypes stay what a ``lax.scan`` carries; PRNG key leaves are fine."""
+    def pick(new, old):
+        if new.dtype != old.dtype:
+            new = new.astype(old.dtype)
+        return jax.lax.select(done, new, old)
+
+    return jax.tree.map(pick, fresh, stepped)
+
+
 @runtime_checkable
 class Env(Protocol):
     """One environment, unbatched (see the module docstring for the contract)."""
@@ -78,6 +93,10 @@ class EnvFamily(NamedTuple):
         does not list it (a family without enumerable names, e.g. import paths); may raise
         ValueError to say why a name of its form cannot be built. Asked only after no
         family lists the name.
+      extra: the pip extra that installs the family's library (``"brax"`` for
+        ``pgjax[brax]``), or None for a family that needs none.
+      missing: ``() -> why`` the family's library cannot be imported here (the import
+        error, one line), or None where it can; ``names()`` is then empty.
     """
 
     name: str
@@ -85,6 +104,8 @@ class EnvFamily(NamedTuple):
     make: Callable[..., Env]
     unsupported: Callable[[], dict[str, str]] = dict
     accepts: Callable[[str], bool] = lambda name: False
+    extra: str | None = None
+    missing: Callable[[], str | None] = lambda: None
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -100,6 +121,17 @@ def families() -> dict[str, EnvFamily]:
     return dict(_FAMILIES)
 
 
+def missing_extra(family: EnvFamily, name: str | None = None) -> str | None:
+    """One line saying that ``family``'s extra is not installed and how to install it (about
+    env ``name`` where given), or None where its library imports."""
+    why = family.missing()
+    if why is None:
+        return None
+    about = f"env {name!r}: " if name else ""
+    return (f"{about}the {family.name} env family needs its library, which is not installed "
+            f"({why}); install it with: pip install 'pgjax[{family.extra or family.name}]'")
+
+
 def env_names() -> list[tuple[str, str, str | None]]:
     """Every env a family can build: ``(family, name, reason it is unsupported or None)``."""
     rows = []
@@ -112,30 +144,36 @@ def env_names() -> list[tuple[str, str, str | None]]:
 def find_family(name: str) -> tuple[EnvFamily, str]:
     """The family that builds ``name`` and the name inside it.
 
-    A name no family lists goes to the families' ``accepts`` (e.g. ``"package.module:Factory"``,
-    the ``gymnax-api`` family).
+    A bare name goes to the first family (in registration order) that lists it, so that
+    ``"CartPole-v1"`` never imports a later family's library; a name no family lists goes to
+    the families' ``accepts`` (e.g. ``"package.module:Factory"``, the ``gymnax-api`` family).
 
     Raises:
-      ValueError: for an unknown name (closest names suggested, every valid one listed),
-        one that its family marks unsupported (with the reason), or one a family accepts by
-        form but cannot build (its reason, e.g. a module that cannot be imported).
+      ValueError: for an unknown name (closest names suggested, every valid one listed, and
+        the families whose extra is not installed), a ``"family:name"`` whose family's extra
+        is not installed (the extra to install), one that its family marks unsupported (with
+        the reason), or one a family accepts by form but cannot build (its reason, e.g. a
+        module that cannot be imported).
     """
     if ":" in name and name.split(":", 1)[0] in _FAMILIES:
         family, inner = _FAMILIES[name.split(":", 1)[0]], name.split(":", 1)[1]
+        problem = missing_extra(family, name)
+        if problem:
+            raise ValueError(problem)
         candidates = list(family.names())
         if inner not in candidates and family.accepts(inner):
             return family, inner
     else:
         family, inner, candidates = None, name, []
         for fam in _FAMILIES.values():
-            names = list(fam.names())
-            candidates += names
-            if family is None and name in names:
-                family = fam
+            if name in fam.names():
+                family, candidates = fam, [name]
+                break
         if family is None:
             for fam in _FAMILIES.values():
                 if fam.accepts(name):
                     return fam, name
+            candidates = [n for fam in _FAMILIES.values() for n in fam.names()]
     if family is None or inner not in candidates:
         close = difflib.get_close_matches(inner, candidates, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
@@ -147,8 +185,11 @@ def find_family(name: str) -> tuple[EnvFamily, str]:
                         break
                 except ValueError:
                     pass
+        absent = [f"{fam.name} (pip install 'pgjax[{fam.extra or fam.name}]')"
+                  for fam in _FAMILIES.values() if family is None and fam.missing()]
+        more = f"; not installed: {', '.join(absent)}" if absent else ""
         raise ValueError(f"unknown environment {name!r}; {hint}valid names: "
-                         f"{', '.join(candidates)}")
+                         f"{', '.join(candidates)}{more}")
     reason = family.unsupported().get(inner)
     if reason:
         raise ValueError(f"environment {name!r} is not supported: {reason}.")

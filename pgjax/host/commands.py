@@ -197,7 +197,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def envs(args: argparse.Namespace) -> int:
-    """``pgjax envs``: every registered env with its spaces, or why it is not supported."""
+    """``pgjax envs``: every registered env with its spaces, or why it is not supported; then
+    the env families, installed or not (with the extra that installs each missing one)."""
     from pgjax.envs import env_names, make_env  # noqa: PLC0415
 
     names = env_names()
@@ -207,15 +208,40 @@ def envs(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  not supported: {reason}")
             continue
         try:
-            spec = make_env(name).spec
+            spec = make_env(f"{family}:{name}").spec
         except Exception as error:  # noqa: BLE001  (list what cannot be built, with why)
-            print(f"{name:<{width}}  not supported: {error}")
+            print(f"{name:<{width}}  not supported: {' '.join(str(error).split())}")
             continue
         space = spec.action_space
         action = (f"Discrete({space.n})" if spec.discrete
                   else f"Box(shape={space.shape}, low={space.low}, high={space.high})")
-        obs = (f"Discrete({spec.obs_num_values})" if spec.discrete_obs  # one-hot encoded
-               else spec.obs_shape)
+        obs = spec.obs_shape
+        if spec.discrete_obs:  # indices, one-hot encoded: one, or an image of them
+            obs = (f"{spec.obs_shape} of " if spec.obs_shape else "") + \
+                f"Discrete({spec.obs_num_values})"
         print(f"{name:<{width}}  obs {obs}  action {action}  "
               f"max_steps {spec.max_steps_in_episode}")
+    for line in family_lines(names):
+        print(line)
     return 0
+
+
+def family_lines(names: list[tuple[str, str, str | None]]) -> list[str]:
+    """The end of ``pgjax envs``: the installed env families (with how many envs each lists,
+    from ``names``, :func:`pgjax.envs.env_names`'s rows), then those whose extra is missing."""
+    from pgjax.envs import families  # noqa: PLC0415
+
+    counts: dict[str, int] = {}
+    for family, _, _ in names:
+        counts[family] = counts.get(family, 0) + 1
+    installed, absent = [], []
+    for family in families().values():
+        if family.missing() is not None:
+            absent.append(f"{family.name} (pip install 'pgjax[{family.extra or family.name}]')")
+        else:  # a family that lists no names builds names of its own form (import paths)
+            installed.append(f"{family.name} ({counts[family.name]} envs)"
+                             if family.name in counts else family.name)
+    lines = [f"env families: {', '.join(installed)}"]
+    if absent:
+        lines.append(f"not installed: {', '.join(absent)}")
+    return lines
