@@ -31,7 +31,7 @@ train: $(STAMP)
 # Fast suite (unit tests, doctests, README examples, CI-sized learning tests), one test
 # file per core (pytest-xdist; a file's module fixtures stay in one process).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 # Long learning runs, excluded from `make test` and CI.
 # (pytest exits 5 when no test is marked slow; that is reported, not treated as a failure.)
