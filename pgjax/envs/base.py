@@ -121,6 +121,16 @@ def families() -> dict[str, EnvFamily]:
     return dict(_FAMILIES)
 
 
+def import_problem(load: Callable[[], Any]) -> str | None:
+    """Why ``load()`` (the import of an optional extra's library) fails here, as one line of
+    at most 200 characters, or None where it succeeds: an :class:`EnvFamily`'s ``missing``."""
+    try:
+        load()
+    except Exception as error:  # noqa: BLE001  (ImportError, or a broken install's own error)
+        return " ".join(f"{type(error).__name__}: {error}".split())[:200]
+    return None
+
+
 def missing_extra(family: EnvFamily, name: str | None = None) -> str | None:
     """One line saying that ``family``'s extra is not installed and how to install it (about
     env ``name`` where given), or None where its library imports."""

@@ -39,7 +39,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from pgjax.envs.base import EnvFamily, EnvStep, missing_extra, register_family, select_reset
+from pgjax.envs.base import (EnvFamily, EnvStep, import_problem, missing_extra, register_family,
+                             select_reset)
 from pgjax.types import BoxSpace, EnvSpec
 
 Array = jax.Array
@@ -84,11 +85,7 @@ def _quiet_construction():
 
 
 def _missing() -> str | None:
-    try:
-        _import()
-    except Exception as error:  # noqa: BLE001  (ImportError, or a broken install's own error)
-        return " ".join(f"{type(error).__name__}: {error}".split())[:200]
-    return None
+    return import_problem(_import)
 
 
 def registered_names() -> list[str]:
