@@ -4,8 +4,6 @@ missing-extra tests run everywhere (they hide brax from the import system)."""
 
 from __future__ import annotations
 
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,10 +117,8 @@ def test_make_train_trains_on_a_brax_env(brax_envs):
 
 
 @pytest.fixture
-def without_brax(monkeypatch):
-    for name in [m for m in sys.modules if m == "brax" or m.startswith("brax.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "brax", None)  # `import brax` raises ImportError
+def without_brax(hide_package):
+    hide_package("brax")  # `import brax` raises ImportError
 
 
 def test_missing_extra_is_one_line_naming_it(without_brax):

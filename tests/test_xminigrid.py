@@ -4,8 +4,6 @@ missing extra, XLand rulesets, and a tiny training run. Tests that need xminigri
 
 from __future__ import annotations
 
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -151,10 +149,8 @@ def test_make_train_trains_on_an_xminigrid_env_with_a_cnn(xminigrid):
 
 
 @pytest.fixture
-def without_xminigrid(monkeypatch):
-    for name in [m for m in sys.modules if m == "xminigrid" or m.startswith("xminigrid.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "xminigrid", None)  # `import xminigrid` raises ImportError
+def without_xminigrid(hide_package):
+    hide_package("xminigrid")  # `import xminigrid` raises ImportError
 
 
 def test_missing_extra_is_one_line_naming_it(without_xminigrid):
