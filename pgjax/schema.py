@@ -67,6 +67,10 @@ class AlgorithmConfig:
     # critic, so value information travels epochs * n_steps steps per update, not n_steps
     # (short rollouts at large num_envs need it; pgjax.scaling turns it on there)
     recompute_advantages: bool = False
+    # ppo: how each epoch's minibatches are shuffled: "feistel" (an elementwise keyed
+    # permutation, no sort) or "sort" (jax.random.permutation, uniform; slower on CPU).
+    # pgjax.shuffle says why and what is tested
+    shuffle: str = "feistel"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +292,7 @@ _RULES = {  # key: (what is allowed, test); checked in this order, after the typ
     "algorithm.value_clip_eps": _GT0_OR_NULL,
     "algorithm.epochs": _GE1,
     "algorithm.minibatches": _GE1,
+    "algorithm.shuffle": ("must be 'feistel' or 'sort'", ("feistel", "sort").__contains__),
     "network.hidden_sizes": ("must be a list of positive ints", lambda v: all(h > 0 for h in v)),
     "network.activation": (f"must be one of {', '.join(ACTIVATIONS)}", ACTIVATIONS.__contains__),
     "network.hidden_init_scale": _GT0,

@@ -32,10 +32,10 @@ CASES = [
     ("a2c_shared_sliced", "acrobot_a2c",
      ["training.total_env_steps=16384", "network.shared_trunk=true",
       "training.num_envs=64", "training.grad_slice_samples=128"]),
-    ("ppo", "cartpole_ppo", ["training.total_env_steps=20000"]),
+    ("ppo", "cartpole_ppo", ["training.total_env_steps=20000", "algorithm.shuffle=sort"]),
     ("ppo_recompute_cont", "pendulum_ppo",
      ["training.total_env_steps=16384", "algorithm.recompute_advantages=true",
-      "training.num_envs=16"]),
+      "training.num_envs=16", "algorithm.shuffle=sort"]),
 ]
 
 

@@ -17,7 +17,10 @@ from pgjax.returns import gae, normalize
 from pgjax.rollout import make_rollout
 from pgjax.train import make_train
 
-PPO = ["algorithm.name=ppo", "algorithm.epochs=2", "algorithm.minibatches=4"]
+# The reference shuffles with jax.random.permutation, as a user's script does: pgjax's
+# algorithm.shuffle=sort is the same permutation (its default, "feistel", is another one).
+PPO = ["algorithm.name=ppo", "algorithm.epochs=2", "algorithm.minibatches=4",
+       "algorithm.shuffle=sort"]
 
 
 def _trainer(*overrides):

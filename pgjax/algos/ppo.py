@@ -14,6 +14,7 @@ from pgjax.algos.a2c import NStep
 from pgjax.algos.base import Batch, Learner, config_error
 from pgjax.losses import actor_critic_loss
 from pgjax.returns import gae
+from pgjax.shuffle import permutation
 
 
 class PPO(NStep):
@@ -59,13 +60,13 @@ class PPO(NStep):
                 epoch_batch = batch._replace(advantage=advantage, target=target)
             if learner.recurrent:  # shuffle envs, keep each [T] sequence whole
                 envs = traj.reward.shape[1]
-                perm = jax.random.permutation(epoch_key, envs)
+                perm = permutation(epoch_key, envs, a.shuffle)
                 shuffled = jax.tree.map(lambda x: jnp.moveaxis(x[:, perm].reshape(
                     (x.shape[0], a.minibatches, -1, *x.shape[2:])), 1, 0), epoch_batch)
                 shuffled = learner.shard_rows(shuffled, axis=2)  # [minibatches, T, n, ...]
             else:
                 flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), epoch_batch)
-                perm = jax.random.permutation(epoch_key, size)
+                perm = permutation(epoch_key, size, a.shuffle)
                 shuffled = jax.tree.map(
                     lambda x: x[perm].reshape((a.minibatches, -1, *x.shape[1:])), flat)
                 # Each device takes its share of every minibatch's rows (else the
