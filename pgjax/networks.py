@@ -121,6 +121,12 @@ class Networks(NamedTuple):
         carry) -> value``. The rollouts reset the carry to the initial one at every episode
         start and store the carry each step started from in ``Transition.carry``; losses
         evaluate each step from its stored carry.
+      grad_apply: what the trainer's gradient step calls instead of ``apply`` when set: the
+        same function (same values, same gradients to float32 rounding), with a
+        ``jax.custom_vjp`` rule that computes the policy head's kernel gradient in a form
+        XLA's CPU backend runs ~7x faster; so it supports reverse mode only (no ``jax.jvp``).
+        :func:`make_networks` sets it for feedforward networks on the CPU backend; None: the
+        gradient step uses ``apply``.
     """
 
     init: Callable[[Array], Params]
@@ -129,6 +135,43 @@ class Networks(NamedTuple):
     critic: Callable[..., Array]
     spec: EnvSpec
     initial_carry: Callable[[int], Any] | None = None
+    grad_apply: Callable[..., tuple] | None = None
+
+
+@jax.custom_vjp
+def _head_matmul(x: Array, w: Array) -> Array:
+    """``x @ w`` for a narrow kernel ``w`` ``[in, out]``; see :func:`_head_dot_general`."""
+    return x @ w
+
+
+def _head_matmul_fwd(x: Array, w: Array):
+    return x @ w, (x, w)
+
+
+def _head_matmul_bwd(residuals, dy: Array):
+    x, w = residuals
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    # dw = x^T dy, computed as (dy^T x)^T: the barrier keeps XLA from folding the transpose
+    # back into the dot, whose [samples, in]^T [samples, out] form runs ~7x slower on CPU for a
+    # 2-wide head (0.20 -> 0.03 ms at 2048 samples; benchmarks/RESULTS.md, "Against a plain
+    # JAX reference").
+    return dy @ w.T, jax.lax.optimization_barrier(dy2.T @ x2).T
+
+
+_head_matmul.defvjp(_head_matmul_fwd, _head_matmul_bwd)
+
+
+def _head_dot_general(lhs: Array, rhs: Array, dimension_numbers, precision=None,
+                      preferred_element_type=None) -> Array:
+    """``lax.dot_general`` for ``nn.Dense``, whose ``[..., in] @ [in, out]`` goes through
+    :func:`_head_matmul` (same values; a faster kernel gradient on CPU, no forward mode)."""
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    if (tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,) and rhs.ndim == 2
+            and not lhs_batch and not rhs_batch and precision is None
+            and preferred_element_type is None):
+        return _head_matmul(lhs, rhs)
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                               preferred_element_type=preferred_element_type)
 
 
 class _Net(nn.Module):
@@ -145,6 +188,8 @@ class _Net(nn.Module):
     policy_init_scale: float
     value_init_scale: float
     gru_size: int = 0  # > 0: a GRU cell after the MLP trunk, its state the carry
+    # the policy head's matmul with the custom gradient of _head_dot_general (grad_apply)
+    fast_head_grad: bool = False
 
     @nn.compact
     def __call__(self, obs: Array, carry: Array | None = None) -> tuple:
@@ -177,12 +222,14 @@ class _Net(nn.Module):
         if self.policy_head:
             space = self.spec.action_space
             policy_init = orthogonal(self.policy_init_scale)
+            head_dot = _head_dot_general if self.fast_head_grad else None
             if isinstance(space, DiscreteSpace):
-                logits = nn.Dense(space.n, kernel_init=policy_init, name="policy")(x)
+                logits = nn.Dense(space.n, kernel_init=policy_init, name="policy",
+                                  dot_general=head_dot)(x)
                 dist = Categorical(logits)
             else:
                 dim = space.shape[0]
-                mean = nn.Dense(dim, kernel_init=policy_init, name="policy")(x)
+                mean = nn.Dense(dim, kernel_init=policy_init, name="policy", dot_general=head_dot)(x)
                 log_std_init = nn.initializers.constant(self.log_std_init)
                 log_std = self.param("log_std", log_std_init, space.shape)
                 dist = DiagGaussian(mean, jnp.broadcast_to(log_std, mean.shape))
@@ -321,8 +368,11 @@ def make_networks(
         return _recurrent(spec, functools.partial(net, gru_size=gru_size), dummy_obs,
                           shared_trunk, use_critic, gru_size)
 
+    # The gradient step's twin of apply (Networks.grad_apply): measured on CPU only.
+    fast = jax.default_backend() == "cpu"
     if shared_trunk:
         shared = net(policy_head=True, value_head=True)
+        shared_fast = net(policy_head=True, value_head=True, fast_head_grad=True)
 
         def init(key: Array) -> Params:
             return {"shared": shared.init(key, dummy_obs)["params"]}
@@ -331,6 +381,10 @@ def make_networks(
             _batch_shape(spec, obs)
             return shared.apply({"params": params["shared"]}, obs)
 
+        def grad_apply(params: Params, obs: Array) -> tuple[Distribution, Array]:
+            _batch_shape(spec, obs)
+            return shared_fast.apply({"params": params["shared"]}, obs)
+
         # Unused heads are dead code that XLA removes under jit.
         def actor(params: Params, obs: Array) -> Distribution:
             return apply(params, obs)[0]
@@ -338,9 +392,10 @@ def make_networks(
         def critic(params: Params, obs: Array) -> Array:
             return apply(params, obs)[1]
 
-        return Networks(init, apply, actor, critic, spec)
+        return Networks(init, apply, actor, critic, spec, grad_apply=grad_apply if fast else None)
 
     actor_net = net(policy_head=True, value_head=False)
+    actor_fast = net(policy_head=True, value_head=False, fast_head_grad=True)
     critic_net = net(policy_head=False, value_head=True)
 
     def init(key: Array) -> Params:
@@ -363,7 +418,11 @@ def make_networks(
     def apply(params: Params, obs: Array) -> tuple[Distribution, Array]:
         return actor(params, obs), critic(params, obs)
 
-    return Networks(init, apply, actor, critic, spec)
+    def grad_apply(params: Params, obs: Array) -> tuple[Distribution, Array]:
+        _batch_shape(spec, obs)
+        return actor_fast.apply({"params": params["actor"]}, obs)[0], critic(params, obs)
+
+    return Networks(init, apply, actor, critic, spec, grad_apply=grad_apply if fast else None)
 
 
 def _recurrent(spec: EnvSpec, net: Callable[..., nn.Module], dummy_obs: Array,
