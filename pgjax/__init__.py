@@ -19,7 +19,9 @@ def _avoid_xla_cpu_hang() -> None:
     that scan a training loop and then run an evaluation rollout, vmapped over
     seeds, never finish: every XLA worker idles while the caller waits for the
     result (reproduced by tests/test_xla_workaround.py). Turning that scheduler
-    off costs no measurable throughput here. XLA reads XLA_FLAGS when the
+    off costs PPO at small N ~17-22% of its steps/s on 2 cores (independent
+    small ops no longer overlap; large-batch a2c is unchanged: RESULTS.md,
+    "Cost of the XLA CPU workaround"); a hang is worse. XLA reads XLA_FLAGS when the
     backend starts (the first computation), so this must run before that; it
     is applied only for the jaxlib versions it was tested with (XLA aborts on
     unknown flags), only if the user has not set the flag, and never with
