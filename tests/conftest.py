@@ -38,3 +38,28 @@ def hide_package(monkeypatch):
         monkeypatch.setitem(sys.modules, package, None)
 
     return hide
+
+
+@pytest.fixture
+def check_missing_family():
+    """``check_missing_family(family, env_name)``: with the family's library hidden
+    (``hide_package``), ``make_env(env_name)`` fails with one line naming the family and its
+    extra, ``env_names()`` lists none of its envs, and ``pgjax envs``' closing lines name it
+    as not installed."""
+    from pgjax.envs import env_names, make_env  # noqa: PLC0415
+    from pgjax.host.commands import family_lines  # noqa: PLC0415  (the end of `pgjax envs`)
+
+    def check(family: str, env_name: str) -> None:
+        with pytest.raises(ValueError) as error:
+            make_env(env_name)
+        message = str(error.value)
+        assert "\n" not in message
+        assert message.startswith(f"env {env_name!r}: the {family} env family needs its "
+                                  "library, which is not installed (ModuleNotFoundError")
+        assert message.endswith(f"install it with: pip install 'pgjax[{family}]'")
+        assert not [row for row in env_names() if row[0] == family]  # lists nothing
+        lines = family_lines(env_names())
+        assert family not in lines[0]
+        assert f"{family} (pip install 'pgjax[{family}]')" in lines[1]
+
+    return check

@@ -121,19 +121,8 @@ def without_brax(hide_package):
     hide_package("brax")  # `import brax` raises ImportError
 
 
-def test_missing_extra_is_one_line_naming_it(without_brax):
-    with pytest.raises(ValueError) as error:
-        make_env("brax:inverted_pendulum")
-    message = str(error.value)
-    assert "\n" not in message
-    assert message.startswith("env 'brax:inverted_pendulum': the brax env family needs its "
-                              "library, which is not installed (ModuleNotFoundError")
-    assert message.endswith("install it with: pip install 'pgjax[brax]'")
-    assert not [row for row in env_names() if row[0] == "brax"]  # lists nothing
-    from pgjax.host.commands import family_lines  # noqa: PLC0415  (the end of `pgjax envs`)
-
-    lines = family_lines(env_names())
-    assert "brax" not in lines[0] and "brax (pip install 'pgjax[brax]')" in lines[1]
+def test_missing_extra_is_one_line_naming_it(without_brax, check_missing_family):
+    check_missing_family("brax", "brax:inverted_pendulum")
     with pytest.raises(ValueError, match=r"not installed: .*brax \(pip install 'pgjax\[brax\]'\)"):
         make_env("inverted_pendulum")  # a bare name: unknown, and the family is named
 

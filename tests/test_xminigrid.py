@@ -153,20 +153,8 @@ def without_xminigrid(hide_package):
     hide_package("xminigrid")  # `import xminigrid` raises ImportError
 
 
-def test_missing_extra_is_one_line_naming_it(without_xminigrid):
-    with pytest.raises(ValueError) as error:
-        make_env("xminigrid:MiniGrid-Empty-5x5")
-    message = str(error.value)
-    assert "\n" not in message
-    assert message.startswith("env 'xminigrid:MiniGrid-Empty-5x5': the xminigrid env family "
-                              "needs its library, which is not installed (ModuleNotFoundError")
-    assert message.endswith("install it with: pip install 'pgjax[xminigrid]'")
-    assert not [row for row in env_names() if row[0] == "xminigrid"]
-    from pgjax.host.commands import family_lines  # noqa: PLC0415  (the end of `pgjax envs`)
-
-    lines = family_lines(env_names())
-    assert "xminigrid" not in lines[0]
-    assert "xminigrid (pip install 'pgjax[xminigrid]')" in lines[1]
+def test_missing_extra_is_one_line_naming_it(without_xminigrid, check_missing_family):
+    check_missing_family("xminigrid", "xminigrid:MiniGrid-Empty-5x5")
 
 
 def test_missing_extra_exits_2_from_the_command(without_xminigrid, tmp_path, monkeypatch,
