@@ -15,7 +15,8 @@ ppo), each key below is re-derived from the preset's value unless it is set expl
 * PPO, ``env.normalize_obs``: on. Measured, not derived: with raw observations CartPole ppo
   at N=4096 reached 490 in 0 of 4 seeds within the preset's budget, with running statistics
   in 4 of 4. Not for a2c, where it depends on the env (measured at N=1024: CartPole a2c 0/4
-  without, 4/4 with; Acrobot a2c 4/4 without, 0/4 with), so the preset decides.
+  without, 4/4 with; Acrobot a2c 4/4 without, 0/4 with), so the preset decides (the
+  cartpole_a2c preset normalises, acrobot_a2c does not).
 * ``algorithm.n_steps``: ``T = T0 / k`` rounded down to a power of two, but at least
   :data:`MIN_STEPS` (and at most ``T0``): more environments, shorter rollouts, so a budget
   buys more updates. A preset with ``T0 <= MIN_STEPS`` keeps its ``T0``.

@@ -28,7 +28,9 @@ CASES = [
     ("reinforce", "cartpole_reinforce", ["training.num_envs=8", "training.total_env_steps=20000"]),
     ("reinforce_baseline", "cartpole_reinforce_baseline",
      ["training.num_envs=8", "training.total_env_steps=20000", "env.normalize_obs=true"]),
-    ("a2c", "cartpole_a2c", ["training.total_env_steps=20000"]),
+    # the preset as it was recorded (it has since turned normalisation on, actor lr 2e-4)
+    ("a2c", "cartpole_a2c", ["training.total_env_steps=20000", "env.normalize_obs=false",
+                             "optimizer.actor_lr=3e-4"]),
     ("a2c_shared_sliced", "acrobot_a2c",
      ["training.total_env_steps=16384", "network.shared_trunk=true",
       "training.num_envs=64", "training.grad_slice_samples=128"]),

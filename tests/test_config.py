@@ -76,8 +76,13 @@ def test_config_and_algorithm_registry_import_no_gymnax():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_default_config_is_the_default_preset():
-    assert Config() == load_config(ROOT / "configs" / "cartpole_a2c.yaml")
+def test_default_config_is_the_default_preset_but_its_tuned_fields():
+    # Config() holds the library's defaults; the default preset (pgjax train's) differs only in
+    # the fields tuned for CartPole a2c (the preset file says why).
+    preset = load_config(ROOT / "configs" / "cartpole_a2c.yaml")
+    assert preset == dataclasses.replace(
+        Config(), env=dataclasses.replace(Config().env, normalize_obs=True),
+        optimizer=dataclasses.replace(Config().optimizer, actor_lr=2e-4))
 
 
 # --- round trips -------------------------------------------------------------------------------
