@@ -56,6 +56,14 @@ class Row(NamedTuple):
     target: float  # mean over seeds of the final greedy evaluation must reach this
     budget: int  # env steps allowed
     reference: str  # published single-run results, for context
+    # A carried-over row: the preset run on another env of its family with only these fields
+    # changed (env.name, and the env-step budget where the other env needs more).
+    changes: tuple[str, ...] = ()
+
+
+def row_key(row: Row) -> str:
+    """The row's key in the record (and in NOTES): its config, plus any carried-over changes."""
+    return " ".join((row.config, *row.changes))
 
 
 ROWS = [
@@ -72,6 +80,22 @@ ROWS = [
     Row("Breakout-MinAtar", "ppo", "configs/breakout_minatar_ppo.yaml", 25, 10_000_000,
         "gymnax-blines PPO 28"),
     Row("Breakout-MinAtar", "a2c", "configs/breakout_minatar_a2c.yaml", 15, 10_000_000, "-"),
+    Row("Breakout-MinAtar", "ppo", "configs/breakout_minatar_ppo_small.yaml", 25, 10_000_000,
+        "gymnax-blines PPO 28"),
+    # Carried over: a preset on another env of its family, only env.name (and the budget) changed.
+    Row("MountainCar-v0", "ppo", "configs/cartpole_ppo.yaml", -120, 1_000_000,
+        "gymnax-blines PPO -118", ("env.name=MountainCar-v0", "training.total_env_steps=1000000")),
+    Row("Catch-bsuite", "ppo", "configs/cartpole_ppo.yaml", 0.9, 500_000, "gymnax-blines PPO 1",
+        ("env.name=Catch-bsuite",)),
+    Row("MountainCarContinuous-v0", "ppo", "configs/pendulum_ppo.yaml", 90, 2_000_000,
+        "gymnax-blines PPO 92", ("env.name=MountainCarContinuous-v0",)),
+    # A memory task (the cue is shown at t=0 only): the recurrent policy beside the MLP.
+    Row("MemoryChain-bsuite", "ppo", "configs/cartpole_ppo.yaml", 0.9, 200_000,
+        "gymnax-blines PPO 0.1", ("env.name=MemoryChain-bsuite", "network.gru_size=64",
+                                  "training.total_env_steps=200000")),
+    Row("MemoryChain-bsuite", "ppo", "configs/cartpole_ppo.yaml", 0.9, 200_000,
+        "gymnax-blines PPO 0.1", ("env.name=MemoryChain-bsuite",
+                                  "training.total_env_steps=200000")),
 ]
 
 MIN_SEEDS = 8  # a row's result counts with at least this many seeds
@@ -82,7 +106,10 @@ NOTES: dict[str, str] = {
         "with 7e-4 for both networks, 474.4 ± 67.9 (one seed in 8 collapsed to 294.8). Variants, "
         "8 seeds each: anneal_lr 462.3, lr 1e-3 458.8, entropy 0 467.1, GAE 0.95 484.2, 32 envs "
         "433.3, normalised advantages 343.8, n_steps 16 453.6; actor 3e-4 with critic 1e-3 gave "
-        "500 ± 0, and 500 ± 0 again with training.seed=1 (other keys), so it ships."),
+        "500 ± 0, and 500 ± 0 again with training.seed=1 (other keys), so it shipped. Since "
+        "2026-12-02 it normalises observations (so it carries to N=1024, RESULTS.md's large-batch "
+        "table): with the actor at 3e-4, 478.7 ± 56.4 (a seed at 329.4); 1.5e-4 485.5; 2e-4 "
+        "500 ± 0, and 500 ± 0 with training.seed=1, so 2e-4 ships."),
     "configs/pendulum_a2c.yaml": (
         "fragile: before actions were normalised (env action = centre + half range * u), the "
         "mean passed -300 with one seed in 8 at -600, and training.seed=1 gave -400.5 +- 150.3. "
@@ -101,16 +128,34 @@ NOTES: dict[str, str] = {
         "misses 15 with 8 seeds (9.5 ± 2.9; 58 minutes on these shared cores); one seed alone "
         "reached 11.0. Tried (1 seed): gamma 0.999, 5.5; 2x64 and 2x128 networks stall at 5.5-6 "
         "by 2M. Not tuned further: each 10M-step try costs 5-10 minutes of this CPU per seed."),
+    "configs/breakout_minatar_ppo_small.yaml": (
+        "the small-network preset (2x64 ReLU, ~1.1 MFLOP per env step against the 2x256 "
+        "preset's ~7): 4 seeds in 16 minutes of this CPU, per seed 22.5, 28.7, 29.6, 25.2. "
+        "Found at 2M env steps, 2 seeds each (greedy mean): the 2x256 preset with only the "
+        "network shrunk 8.0 (it plateaus at ~6, the ball hit once or twice); lr 1.5e-3 12.6, "
+        "3e-3 21.4; normalised advantages 6.5; tanh 6.8; 2x128 14.2; normalised observations "
+        "(the sparse object channels at unit variance) 20.7; 256 envs x 32 steps with "
+        "advantages recomputed per epoch (the batch rule's N=256) 24.5, with lr 1.5e-3 26.0, "
+        "which ships. At 10M it ends where 2M put it: the small network's plateau, below the "
+        "2x256 preset's 51.9."),
+    "configs/pendulum_ppo.yaml env.name=MountainCarContinuous-v0": (
+        "6 of 8 seeds find the goal and score 94 (the reference's 92); 2 never reach it within "
+        "the budget and learn that not moving costs least (0.0): an exploration failure of a "
+        "sparse-reward env that the Pendulum preset's settings do not address. Missed."),
+    "configs/cartpole_ppo.yaml env.name=MemoryChain-bsuite training.total_env_steps=200000": (
+        "the feed-forward policy cannot see the cue when it must act (shown at the first step "
+        "only), so it scores chance (0 on average), as gymnax-blines' PPO (0.1); the row above "
+        "is the same preset with `network.gru_size=64`, which solves it in every seed."),
 }
 
 
 def run_row(row: Row, seeds: int, overrides: list[str]) -> dict:
-    result = {**row._asdict(), "seeds": seeds, "overrides": overrides}
+    result = {**row._asdict(), "seeds": seeds, "overrides": overrides, "key": row_key(row)}
     path = ROOT / row.config
     if not path.exists():
         return {**result, "status": "not run: no tuned config in configs/ yet"}
     # As pgjax train reads --set: a changed training.num_envs re-derives the batch settings.
-    config = apply_overrides_scaled(pgjax.load_config(path), overrides).config
+    config = apply_overrides_scaled(pgjax.load_config(path), [*row.changes, *overrides]).config
     if config.env.name != row.env or config.algorithm.name != row.algorithm:
         raise SystemExit(f"{row.config}: expected {row.env}/{row.algorithm}")
     trainer = pgjax.make_train(config)
@@ -161,15 +206,16 @@ def table(results: list[dict]) -> str:
         "| --- | --- | --- | ---: | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for r in results:
+        config = f"`{r['config']}`" + "".join(f" `{c}`" for c in r.get("changes") or ())
         if "final_mean" not in r:
-            lines.append(f"| {r['env']} | {r['algorithm']} | `{r['config']}` | ≤ {r['budget']:,} | "
+            lines.append(f"| {r['env']} | {r['algorithm']} | {config} | ≤ {r['budget']:,} | "
                          f"- | - | - | {r['target']} | {r['status']} | - | - | - | {r['reference']} "
                          "| - |")
             continue
         sampled = ("-" if "final_sampled_mean" not in r else  # recorded before it was measured
                    f"{r['final_sampled_mean']:.1f} ± {r['final_sampled_std']:.1f}")
         lines.append(
-            f"| {r['env']} | {r['algorithm']} | `{r['config']}` | {r['env_steps']:,} | {r['seeds']} "
+            f"| {r['env']} | {r['algorithm']} | {config} | {r['env_steps']:,} | {r['seeds']} "
             f"| {r['final_mean']:.1f} ± {r['final_std']:.1f} ({r['final_min']:.1f}) | {sampled} "
             f"| {r['target']} "
             f"| {r['status']} | {r['compile_s']:.1f} | {r['run_s']:.1f} | {r['steps_per_s'] / 1e3:.0f}k "
@@ -191,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8, help="seeds per row, vmapped (default 8)")
     parser.add_argument("--rows", default="",
-                        help="only rows whose config path contains one of these comma-separated words")
+                        help="only rows whose config path (with a carried-over row's changes, "
+                             "e.g. env.name=MountainCar-v0) contains one of these comma-separated "
+                             "words, ignoring case")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset field in every row run (repeatable), to try variants")
     parser.add_argument("--json", help="write the results as JSON to this path")
@@ -205,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.write_results and args.set:
         parser.error("--write-results records the shipped presets; drop --set")
-    words = [w for w in args.rows.split(",") if w] or [""]
-    rows = [r for r in ROWS if any(w in r.config for w in words)]
+    words = [w.lower() for w in args.rows.split(",") if w] or [""]
+    rows = [r for r in ROWS if any(w in row_key(r).lower() for w in words)]
     machine = machine_info()
     print(f"# {machine['cpu']}, {machine['cores']} cores, JAX {machine['jax']} ({machine['backend']})",
           flush=True)
@@ -229,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
         for r in results:
             if "final_mean" in r:
-                record[r["config"]] = {**r, "date": machine["date"][:10], "command": command,
+                record[r["key"]] = {**r, "date": machine["date"][:10], "command": command,
                                        "machine": machine}
         RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         write_results(results_section(record))
@@ -238,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def results_section(record: dict) -> str:
     """The RESULTS.md section: every row, from its latest recorded run (or "not run")."""
-    rows = [record.get(row.config) or {**row._asdict(), "status": "not run yet"}
-            for row in ROWS]
+    rows = [record.get(row_key(row)) or {**row._asdict(), "key": row_key(row),
+                                         "status": "not run yet"} for row in ROWS]
     machines = sorted({f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, backend "
                        f"{m['backend']}, JAX {m['jax']}" for m in
                        (r["machine"] for r in rows if "machine" in r)})
@@ -254,8 +302,8 @@ def results_section(record: dict) -> str:
         + "".join(f"- Machine: {m}\n" for m in machines)
         + "".join(f"- Command: `{c}`\n" for c in commands)
         + "\n" + table(rows) + "\n"
-        + "".join(f"\n- `{config}`: {note}" for config, note in NOTES.items()
-                  if any(r["config"] == config for r in rows))
+        + "".join(f"\n- `{key}`: {note}" for key, note in NOTES.items()
+                  if any(r.get("key", r["config"]) == key for r in rows))
     )
 
 
