@@ -90,6 +90,13 @@ NOTES = [
     "normalisation: 4/4 within 524k; with the critic's lr x3-4 as well: 4/4 within 295k in 6-9 "
     "updates, and 4/4 at 500 at the end; the actor's lr x4 too reached in 4-6 updates but left "
     "a seed at 490.",
+    "Breakout-MinAtar ppo at N=1024 (`--cases breakout_minatar_ppo_small --num-envs 1024 "
+    "--seeds 4`, 10M env steps, the small preset with only num_envs changed: T 32 -> 8): final "
+    "greedy 41.0 over the 4 seeds (sampled 36.3), above the 25 target and above the preset's "
+    "own N=256 (26.5); 3 of 4 seeds reached 25 at an evaluation (median 3.6M env steps, 440 "
+    "updates), the fourth did not. The 2x256 preset at N=1024 is not run (about 2 hours of "
+    "this CPU for 4 seeds). Wall seconds are for 4 seeds sharing the 2 cores with other jobs "
+    "for most of the run.",
     "cartpole_a2c at N=1024, fourth pass (2026-12-02; met): the rule still leaves a2c's "
     "observations to the preset, and the CartPole a2c preset now normalises them, with the "
     "actor's lr 2e-4 (normalised, the old 3e-4 lost a seed in 8 at N=16: 478.7 +- 56.4; 2e-4 "
