@@ -136,8 +136,8 @@ NOTES: dict[str, str] = {
         "3e-3 21.4; normalised advantages 6.5; tanh 6.8; 2x128 14.2; normalised observations "
         "(the sparse object channels at unit variance) 20.7; 256 envs x 32 steps with "
         "advantages recomputed per epoch (the batch rule's N=256) 24.5, with lr 1.5e-3 26.0, "
-        "which ships. At 10M it ends where 2M put it: the small network's plateau, below the "
-        "2x256 preset's 51.9."),
+        "which ships. At 10M it ends where 2M put it, below the 2x256 preset's 51.9; with only "
+        "num_envs raised to 1024 (T=8) it reaches 41.0 (RESULTS.md's large-batch table)."),
     "configs/pendulum_ppo.yaml env.name=MountainCarContinuous-v0": (
         "6 of 8 seeds find the goal and score 94 (the reference's 92); 2 never reach it within "
         "the budget and learn that not moving costs least (0.0): an exploration failure of a "
